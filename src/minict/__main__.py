@@ -1,0 +1,3 @@
+from minict.cli.main import main
+
+raise SystemExit(main())

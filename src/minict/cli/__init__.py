@@ -1,0 +1,1 @@
+"""The minict command line."""

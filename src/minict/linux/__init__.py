@@ -1,0 +1,1 @@
+"""Linux kernel interfaces used by minict: syscalls through ctypes, mounts, capabilities."""

@@ -1,0 +1,1 @@
+"""Distribution API v2 client: authentication, manifests and blobs."""

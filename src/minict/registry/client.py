@@ -1,0 +1,534 @@
+"""A Distribution API v2 client over requests.
+
+One RegistryClient talks to one registry. It chooses HTTPS or, for loopback
+and registries marked insecure, plain HTTP; answers Bearer and Basic
+challenges; retries transient failures with backoff; and hands out manifests
+(checked against their digest) and blob streams (checked by the caller while
+it reads, see minict.content).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import os
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlparse
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from minict.digest import parse_digest
+from minict import digest as digest_module
+from minict.errors import AuthError, ContentError, NotFound, RegistryError
+from minict.registry import credentials
+from minict.registry.challenge import parse_challenges
+
+log = logging.getLogger(__name__)
+
+MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MEDIA_DOCKER_SCHEMA1 = (
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+)
+INDEX_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST)
+MANIFEST_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
+# Without an Accept header the Distribution registry converts manifests to
+# schema 1, so every manifest request lists the four types minict reads.
+MANIFEST_ACCEPT = ", ".join([MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST])
+
+#: Largest manifest or index accepted; containerd uses the same 4 MiB bound.
+MAX_MANIFEST_BYTES = 4 << 20
+#: Largest token response accepted.
+MAX_TOKEN_BYTES = 1 << 20
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+SYSTEM_CA_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+CERTS_D = ("/etc/containers/certs.d", "/etc/docker/certs.d")
+DOCKER_HUB_API = "registry-1.docker.io"
+
+
+@dataclass
+class ClientOptions:
+    """Connection settings shared by the registry clients of one command."""
+
+    state_root: str
+    tls_verify: bool | None = None  # None: verify, but allow plain HTTP on loopback
+    cert_dir: str | None = None
+    authfile: str | None = None
+    insecure_registries: frozenset[str] = frozenset()
+    max_attempts: int = 5
+    connect_timeout: float = 30.0
+    read_timeout: float = 60.0
+    max_retry_after: float = 60.0
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def load_insecure_registries(path: str = "/etc/containers/registries.conf") -> frozenset[str]:
+    """Read the registries marked `insecure = true` in containers-registries.conf(5)."""
+    path = os.environ.get("CONTAINERS_REGISTRIES_CONF", path)
+    try:
+        import tomllib
+
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        return frozenset()
+    except (OSError, ValueError) as error:
+        log.warning("ignoring %s: %s", path, error)
+        return frozenset()
+    hosts = set()
+    for entry in data.get("registry", []) or []:
+        if isinstance(entry, dict) and entry.get("insecure") is True:
+            location = entry.get("location") or entry.get("prefix")
+            if isinstance(location, str):
+                hosts.add(location.split("/", 1)[0])
+    return frozenset(hosts)
+
+
+def _api_host(domain: str) -> str:
+    return DOCKER_HUB_API if domain == "docker.io" else domain
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_detail(response: requests.Response) -> str:
+    """Return the registry's error code and message from a JSON error body, if any."""
+    try:
+        body = response.content[:65536]
+        errors = json.loads(body).get("errors") or []
+        parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
+        return "; ".join(p for p in parts if p)
+    except (ValueError, AttributeError):
+        return ""
+
+
+class _TLSAdapter(HTTPAdapter):
+    def __init__(self, context: ssl.SSLContext | None):
+        self._context = context
+        super().__init__(pool_connections=4, pool_maxsize=8)
+
+    def init_poolmanager(self, *args, **kwargs):
+        if self._context is not None:
+            kwargs["ssl_context"] = self._context
+        return super().init_poolmanager(*args, **kwargs)
+
+
+class RegistryClient:
+    """Client for one registry domain. Thread-safe: each thread gets its own session."""
+
+    def __init__(self, domain: str, options: ClientOptions):
+        self.domain = domain
+        self.host = _api_host(domain)
+        self.options = options
+        self.insecure = (
+            options.tls_verify is False or domain in options.insecure_registries or self.host in options.insecure_registries
+        )
+        self.allow_http = self.insecure or is_loopback(self.host)
+        self.base_url: str | None = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._challenge: tuple[str, dict[str, str]] | None = None
+        self._credentials_loaded = False
+        self._credentials: tuple[str, str] | None = None
+        self._ssl_context = self._build_ssl_context()
+
+    # -- connection setup ----------------------------------------------------
+
+    def _cert_dirs(self) -> list[str]:
+        if self.options.cert_dir:
+            return [self.options.cert_dir]
+        return [os.path.join(base, self.host) for base in CERTS_D] + [os.path.join(base, self.domain) for base in CERTS_D]
+
+    def _build_ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        for bundle in SYSTEM_CA_FILES:
+            if os.path.exists(bundle):
+                context.load_verify_locations(cafile=bundle)
+                break
+        for directory in self._cert_dirs():
+            try:
+                names = sorted(os.listdir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                path = os.path.join(directory, name)
+                if name.endswith(".crt"):
+                    context.load_verify_locations(cafile=path)
+                elif name.endswith(".cert"):
+                    key = path[: -len(".cert")] + ".key"
+                    if not os.path.exists(key):
+                        raise RegistryError(f"client certificate {path} has no matching key {key}; add the key or remove the certificate")
+                    context.load_cert_chain(path, key)
+        if self.options.tls_verify is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = True
+            session.max_redirects = 10
+            session.headers["User-Agent"] = "minict"
+            adapter = _TLSAdapter(self._ssl_context)
+            session.mount("https://", adapter)
+            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
+            if self.options.tls_verify is False:
+                session.verify = False
+                import urllib3
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            self._local.session = session
+        return session
+
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        return (self.options.connect_timeout, self.options.read_timeout)
+
+    def _ensure_endpoint(self) -> str:
+        """Pick the scheme by probing GET /v2/ and remember the first challenge."""
+        with self._lock:
+            if self.base_url:
+                return self.base_url
+            schemes = ["https", "http"] if self.allow_http else ["https"]
+            last_error: Exception | None = None
+            for scheme in schemes:
+                url = f"{scheme}://{self.host}/v2/"
+                try:
+                    response = self._send_with_retries("GET", url, headers={}, stream=False)
+                except requests.exceptions.SSLError as error:
+                    last_error = error
+                    continue
+                except requests.exceptions.ConnectionError as error:
+                    last_error = error
+                    continue
+                if response.status_code == 401:
+                    self._challenge = self._pick_challenge(response)
+                elif response.status_code >= 400 and response.status_code != 404:
+                    raise RegistryError(
+                        f"registry {self.domain} answered {response.status_code} to GET /v2/; is it a Distribution API v2 registry?"
+                    )
+                self.base_url = f"{scheme}://{self.host}"
+                log.debug("registry %s: using %s", self.domain, self.base_url)
+                return self.base_url
+            hint = "" if self.allow_http else " (plain HTTP is used only for loopback registries and those given with --tls-verify=false)"
+            raise RegistryError(f"cannot reach registry {self.domain}: {last_error}{hint}")
+
+    # -- sending with retries --------------------------------------------------
+
+    def _send_with_retries(self, method: str, url: str, headers: dict, stream: bool) -> requests.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.session.request(
+                    method, url, headers=headers, stream=stream, timeout=self._timeout, allow_redirects=True
+                )
+            except requests.exceptions.SSLError:
+                raise
+            except requests.exceptions.TooManyRedirects as error:
+                raise RegistryError(f"too many redirects for {url}: {error}") from error
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+                if attempt >= self.options.max_attempts:
+                    raise
+                delay = min(0.25 * 2 ** (attempt - 1), 8.0)
+                log.warning("%s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+                            method, url, error.__class__.__name__, delay, attempt + 1, self.options.max_attempts)
+                time.sleep(delay)
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < self.options.max_attempts:
+                delay = _retry_after_seconds(response.headers.get("Retry-After"))
+                if delay is None:
+                    delay = min(0.25 * 2 ** (attempt - 1), 8.0)
+                delay = min(delay, self.options.max_retry_after)
+                log.warning("%s %s returned %d; retrying in %.1f s (attempt %d of %d)",
+                            method, url, response.status_code, delay, attempt + 1, self.options.max_attempts)
+                response.close()
+                time.sleep(delay)
+                continue
+            return response
+
+    # -- authentication ----------------------------------------------------------
+
+    def _get_credentials(self, repository: str) -> tuple[str, str] | None:
+        if not self._credentials_loaded:
+            self._credentials = credentials.lookup(self.domain, repository, self.options.state_root, self.options.authfile)
+            self._credentials_loaded = True
+        return self._credentials
+
+    @staticmethod
+    def _pick_challenge(response: requests.Response) -> tuple[str, dict[str, str]] | None:
+        challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+        for scheme, params in challenges:
+            if scheme == "bearer":
+                return scheme, params
+        for scheme, params in challenges:
+            if scheme == "basic":
+                return scheme, params
+        return None
+
+    def _authorization(self, repository: str, challenge: tuple[str, dict[str, str]] | None, fresh: bool) -> str | None:
+        if challenge is None:
+            return None
+        scheme, params = challenge
+        creds = self._get_credentials(repository)
+        if scheme == "basic":
+            if creds is None:
+                raise AuthError(
+                    f"registry {self.domain} requires authentication; run: minict login {self.domain}"
+                )
+            import base64
+
+            return "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+        realm = params.get("realm")
+        if not realm:
+            raise AuthError(f"registry {self.domain} sent a Bearer challenge without a realm")
+        scope = params.get("scope") or f"repository:{repository}:pull"
+        key = (realm, params.get("service", ""), scope)
+        with self._lock:
+            cached = self._tokens.get(key)
+        if cached and not fresh and cached[1] > time.monotonic():
+            return f"Bearer {cached[0]}"
+        token, lifetime = self._fetch_token(realm, params.get("service"), scope, creds)
+        with self._lock:
+            self._tokens[key] = (token, time.monotonic() + max(lifetime - 10, 1))
+        return f"Bearer {token}"
+
+    def _fetch_token(self, realm: str, service: str | None, scope: str, creds: tuple[str, str] | None) -> tuple[str, float]:
+        parsed = urlparse(realm)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise AuthError(f"registry {self.domain} sent an invalid token realm {realm!r}")
+        query = {"scope": scope}
+        if service:
+            query["service"] = service
+        separator = "&" if parsed.query else "?"
+        url = realm + separator + urlencode(query)
+        headers = {}
+        realm_host = parsed.netloc
+        # Credentials leave for another host only over HTTPS; plain HTTP is
+        # acceptable only back to the registry itself (loopback test setups).
+        if creds is not None:
+            if parsed.scheme == "https" or realm_host == self.host:
+                import base64
+
+                headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+            else:
+                log.warning("not sending credentials for %s to token realm %s over plain HTTP", self.domain, realm)
+        response = self._send_with_retries("GET", url, headers=headers, stream=True)
+        try:
+            if response.status_code in (401, 403):
+                who = f"as {creds[0]}" if creds else "anonymously"
+                raise AuthError(
+                    f"token server {realm_host} rejected the request {who} for {scope}; "
+                    f"check the credentials with: minict login {self.domain}"
+                )
+            if response.status_code != 200:
+                raise AuthError(f"token server {realm_host} returned {response.status_code} for {scope}")
+            body = response.raw.read(MAX_TOKEN_BYTES + 1, decode_content=True)
+        finally:
+            response.close()
+        if len(body) > MAX_TOKEN_BYTES:
+            raise AuthError(f"token server {realm_host} sent a response larger than {MAX_TOKEN_BYTES} bytes")
+        try:
+            data = json.loads(body)
+        except ValueError as error:
+            raise AuthError(f"token server {realm_host} sent invalid JSON: {error}") from error
+        token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"token server {realm_host} sent no token")
+        lifetime = data.get("expires_in", 60)
+        if not isinstance(lifetime, (int, float)) or lifetime <= 0:
+            lifetime = 60
+        return token, float(lifetime)
+
+    def request(self, method: str, path: str, repository: str, headers: dict | None = None, stream: bool = False) -> requests.Response:
+        """Send an authenticated request for `repository`, answering at most one challenge.
+
+        A second 401 after fresh credentials is an AuthError, so a registry that
+        keeps challenging cannot loop the client.
+        """
+        base = self._ensure_endpoint()
+        url = base + path
+        headers = dict(headers or {})
+        authorization = self._authorization(repository, self._challenge, fresh=False)
+        for attempt in range(2):
+            if authorization:
+                headers["Authorization"] = authorization
+            response = self._send_with_retries(method, url, headers=headers, stream=stream)
+            if response.status_code != 401:
+                return response
+            challenge = self._pick_challenge(response)
+            response.close()
+            if challenge is None:
+                raise AuthError(f"registry {self.domain} returned 401 for {path} without a usable WWW-Authenticate challenge")
+            if attempt == 1:
+                break
+            self._challenge = challenge
+            authorization = self._authorization(repository, challenge, fresh=True)
+        creds = self._get_credentials(repository)
+        if creds:
+            raise AuthError(f"registry {self.domain} rejected the credentials of {creds[0]}; run: minict login {self.domain}")
+        raise AuthError(f"registry {self.domain} requires authentication for {repository}; run: minict login {self.domain}")
+
+    def check_login(self, user: str, password: str) -> None:
+        """Verify credentials against GET /v2/ without storing them."""
+        self._credentials = (user, password)
+        self._credentials_loaded = True
+        base = self._ensure_endpoint()
+        if self._challenge is None:
+            return
+        authorization = self._authorization("", self._challenge if self._challenge[0] == "basic" else
+                                            (self._challenge[0], {**self._challenge[1], "scope": ""}), fresh=True)
+        response = self._send_with_retries("GET", base + "/v2/", headers={"Authorization": authorization}, stream=False)
+        if response.status_code == 401:
+            raise AuthError(f"registry {self.domain} rejected the credentials of {user}")
+        if response.status_code >= 400:
+            raise RegistryError(f"registry {self.domain} returned {response.status_code} to GET /v2/")
+
+    # -- manifests and blobs -------------------------------------------------------
+
+    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
+        """Fetch a manifest or index by tag or digest; return (body, media type, digest).
+
+        The body is checked against the digest when `reference` is one, and
+        against Docker-Content-Digest otherwise.
+        """
+        path = f"/v2/{repository}/manifests/{reference}"
+        response = self.request("GET", path, repository, headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+        try:
+            if response.status_code == 404:
+                detail = _error_detail(response)
+                raise NotFound(
+                    f"manifest {self.domain}/{repository}:{reference} not found"
+                    + (f" ({detail})" if detail else "")
+                    + "; check the repository name and tag"
+                )
+            if response.status_code != 200:
+                detail = _error_detail(response)
+                raise RegistryError(
+                    f"registry {self.domain} returned {response.status_code} for manifest {repository}:{reference}"
+                    + (f": {detail}" if detail else "")
+                )
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+                raise RegistryError(f"manifest {repository}:{reference} is {declared} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+            body = response.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+            if len(body) > MAX_MANIFEST_BYTES:
+                raise RegistryError(f"manifest {repository}:{reference} is over the {MAX_MANIFEST_BYTES}-byte limit")
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            header_digest = response.headers.get("Docker-Content-Digest")
+        finally:
+            response.close()
+
+        media_type = content_type
+        if media_type not in INDEX_TYPES + MANIFEST_TYPES:
+            media_type = self._media_type_from_body(body, content_type, repository, reference)
+        if media_type in MEDIA_DOCKER_SCHEMA1:
+            raise RegistryError(
+                f"{self.domain}/{repository}:{reference} is a Docker schema 1 manifest, which is deprecated and not "
+                "supported; push the image again with a current docker, podman or skopeo"
+            )
+
+        if ":" in reference:  # tags cannot contain ":", so this is a digest
+            algorithm, _ = parse_digest(reference)
+            actual = digest_module.digest_bytes(body, algorithm)
+            if actual != reference:
+                raise ContentError(f"manifest {repository}@{reference}: content hashes to {actual}; the registry sent the wrong content")
+            return body, media_type, reference
+        actual = digest_module.digest_bytes(body)
+        if header_digest and header_digest.startswith("sha256:") and header_digest != actual:
+            raise ContentError(
+                f"manifest {repository}:{reference}: content hashes to {actual}, but the registry declared {header_digest}"
+            )
+        return body, media_type, actual
+
+    def _media_type_from_body(self, body: bytes, content_type: str, repository: str, reference: str) -> str:
+        try:
+            data = json.loads(body)
+        except ValueError as error:
+            raise RegistryError(f"manifest {repository}:{reference} is not valid JSON ({error}); Content-Type was {content_type!r}") from error
+        if not isinstance(data, dict):
+            raise RegistryError(f"manifest {repository}:{reference} is not a JSON object")
+        if data.get("schemaVersion") == 1 or content_type in MEDIA_DOCKER_SCHEMA1:
+            return MEDIA_DOCKER_SCHEMA1[0]
+        declared = data.get("mediaType")
+        if declared in INDEX_TYPES + MANIFEST_TYPES:
+            return declared
+        if "manifests" in data:
+            return MEDIA_OCI_INDEX
+        if "layers" in data and "config" in data:
+            return MEDIA_OCI_MANIFEST
+        raise RegistryError(
+            f"manifest {repository}:{reference} has unsupported media type {content_type or declared!r}; "
+            "minict reads OCI and Docker schema 2 manifests and indexes"
+        )
+
+    def open_blob(self, repository: str, digest: str, offset: int = 0) -> requests.Response:
+        """Start a streaming blob download, from `offset` when it is above zero.
+
+        The caller checks the status: 206 means the Range was honoured, 200 that
+        the server sent the whole blob again.
+        """
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", repository, headers=headers, stream=True)
+        if response.status_code == 404:
+            response.close()
+            raise NotFound(f"blob {digest} of {self.domain}/{repository} not found in the registry")
+        if response.status_code not in (200, 206):
+            detail = _error_detail(response)
+            response.close()
+            raise RegistryError(
+                f"registry {self.domain} returned {response.status_code} for blob {digest}" + (f": {detail}" if detail else "")
+            )
+        return response
+
+    def get_blob_bytes(self, repository: str, digest: str, size: int | None, limit: int) -> bytes:
+        """Fetch a small blob (an image config) whole, checking digest and size."""
+        if size is not None and size > limit:
+            raise RegistryError(f"blob {digest} declares {size} bytes, over the {limit}-byte limit for configs")
+        verifier = digest_module.Verifier(digest, size, f"blob {digest}")
+        response = self.open_blob(repository, digest)
+        try:
+            body = response.raw.read(limit + 1, decode_content=False)
+        finally:
+            response.close()
+        if len(body) > limit:
+            raise RegistryError(f"blob {digest} is over the {limit}-byte limit for configs")
+        verifier.update(body)
+        verifier.verify()
+        return body

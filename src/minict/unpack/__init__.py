@@ -1,0 +1,1 @@
+"""Layer unpacking: decompression and the tar applier."""
