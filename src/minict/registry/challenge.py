@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_PARAM_RE = re.compile(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))\s*(?:,|$)')
+# Unquoted values are tokens in RFC 7235; some servers send bare URLs, so any
+# run of characters without a comma, quote or space is accepted.
+_PARAM_RE = re.compile(rf'\s*({_TOKEN})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s"]+))\s*(?:,|$)')
 _SCHEME_RE = re.compile(rf"\s*({_TOKEN})(?:\s+|$)")
 
 

@@ -121,6 +121,12 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _ssl_reason(error: Exception) -> str:
+    text = str(error)
+    start = text.find("certificate verify failed")
+    return text[start:].split(")")[0] if start >= 0 else text
+
+
 def _error_detail(response: requests.Response) -> str:
     """Return the registry's error code and message from a JSON error body, if any."""
     try:
@@ -230,7 +236,13 @@ class RegistryClient:
                 try:
                     response = self._send_with_retries("GET", url, headers={}, stream=False)
                 except requests.exceptions.SSLError as error:
-                    last_error = error
+                    if "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate" in str(error).lower():
+                        raise RegistryError(
+                            f"the TLS certificate of registry {self.domain} is not trusted ({_ssl_reason(error)}); "
+                            f"put its CA in /etc/containers/certs.d/{self.host}/ca.crt, pass --cert-dir DIR, "
+                            "or use --tls-verify=false"
+                        ) from error
+                    last_error = error  # the server does not speak TLS: try plain HTTP if allowed
                     continue
                 except requests.exceptions.ConnectionError as error:
                     last_error = error

@@ -308,9 +308,21 @@ class _LayerWriter:
         self.created.add(name)
 
 
+_LIBRARY: _Libarchive | None = None
+
+
+def _library() -> _Libarchive:
+    """Bind libarchive once. Appliers call this before they fork: after the chroot
+    the child cannot import anything."""
+    global _LIBRARY
+    if _LIBRARY is None:
+        _LIBRARY = _Libarchive()
+    return _LIBRARY
+
+
 def apply_tar_fd(fd: int, mode: str) -> dict:
     """Extract the tar stream on `fd` into the current directory. Returns counters."""
-    lib = _Libarchive()
+    lib = _library()
     ffi = lib.ffi
     writer = _LayerWriter(mode)
     read_p = ffi.read_new()
@@ -411,6 +423,7 @@ class Applier:
             raise ValueError(f"unknown applier mode {mode!r}")
         self.what = what
         self.fs_dir = fs_dir
+        _library()
         data_read, self._data_write = os.pipe2(os.O_CLOEXEC)
         result_read, result_write = os.pipe2(os.O_CLOEXEC)
         try:

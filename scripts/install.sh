@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install what minict and its tests need on Debian 12, as root: Debian packages,
+# then minict itself (editable, with the test extras) in .venv beside this folder.
+# /usr/local/bin/minict points into that venv. Safe to run again.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(
+    python3 python3-venv python3-pip   # the interpreter minict runs on
+    libarchive13 libseccomp2 iproute2  # layer extraction, seccomp filters, network namespaces
+    docker-registry skopeo umoci buildah busybox-static  # the local registry and the image tools
+    apache2-utils openssl curl jq attr   # the testbed's TLS and basic-auth registry
+    runc crun podman hyperfine           # the runtimes minict is compared with
+)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The Debian interpreter, not a pyenv shim that may be first on PATH.
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+if [ ! -x "$repo/.venv/bin/python" ]; then
+    "$python" -m venv "$repo/.venv"
+fi
+"$repo/.venv/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
+ln -sf "$repo/.venv/bin/minict" /usr/local/bin/minict
+echo "minict installed: $(/usr/local/bin/minict --version)"
