@@ -1,0 +1,217 @@
+"""The launcher: fork the container init into a new PID namespace, then wait for it.
+
+The launcher calls unshare(CLONE_NEWPID) on itself, which moves only its
+future children into a new PID namespace, then forks once: the child is PID 1
+there and runs minict.runtime.init. The launcher must not fork again after
+that, because any further child would land in the container's namespace.
+
+While the container runs, the launcher forwards the usual signals to it,
+copies a terminal when there is one, and returns the exit status in the shell
+convention (128+N for death by signal N).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+import sys
+
+from minict.errors import MinictError
+from minict.linux import syscalls as sc
+from minict.runtime.init import STATUS_SETUP_FAILED, Tracer, container_init
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+class ContainerStartError(MinictError):
+    """The container failed before execve; exit_code is docker's status for the cause."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def exit_status(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+def _wants_new_pid_namespace(spec: dict) -> str | None | bool:
+    for namespace in spec.get("linux", {}).get("namespaces", []):
+        if namespace.get("type") == "pid":
+            return namespace.get("path") or True
+    return False
+
+
+def start(spec: dict, bundle: str, *, explain: bool = False, terminal: bool = False) -> tuple[int, int | None]:
+    """Fork the container init and wait until it has exec'd; return its pid and the pty master.
+
+    With `terminal`, the init opens a pty inside the container and sends its
+    master here over a socket pair. Raises ContainerStartError with the
+    init's message when setup fails.
+    """
+    import socket
+
+    trace = Tracer(explain)
+    pid_namespace = _wants_new_pid_namespace(spec)
+    if pid_namespace is True:
+        trace("unshare(CLONE_NEWPID)", "the next child of minict becomes PID 1 of a new PID namespace")
+        sc.unshare(sc.CLONE_NEWPID)
+    elif isinstance(pid_namespace, str):
+        fd = os.open(pid_namespace, os.O_RDONLY | os.O_CLOEXEC)
+        trace(f"setns(open({pid_namespace!r}), CLONE_NEWPID)", "join the PID namespace the spec names")
+        sc.setns(fd, sc.CLONE_NEWPID)
+        os.close(fd)
+    error_read, error_write = os.pipe2(os.O_CLOEXEC)
+    console_parent = console_child = None
+    if terminal:
+        console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    trace("fork()", "create the container's first process")
+    pid = os.fork()
+    if pid == 0:
+        os.close(error_read)
+        if console_parent is not None:
+            console_parent.close()
+        container_init(spec, bundle, error_write, console_child, trace)
+        os._exit(STATUS_SETUP_FAILED)  # container_init never returns; this is a guard
+    os.close(error_write)
+    master = None
+    if console_child is not None:
+        console_child.close()
+        try:
+            _, fds, _, _ = socket.recv_fds(console_parent, 16, 1)
+        except OSError:
+            fds = []
+        if fds:
+            master = fds[0]
+            copy_window_size(master)
+            try:
+                console_parent.send(b"1")
+            except OSError:
+                pass  # the init died; its error arrives on the error pipe
+        console_parent.close()
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(error_read, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(error_read)
+    if chunks:
+        _, status = os.waitpid(pid, 0)
+        try:
+            report = json.loads(b"".join(chunks))
+        except ValueError:
+            report = {"status": STATUS_SETUP_FAILED, "message": b"".join(chunks).decode(errors="replace")}
+        if master is not None:
+            os.close(master)
+        raise ContainerStartError(report.get("message", "container setup failed"),
+                                  int(report.get("status", STATUS_SETUP_FAILED)))
+    return pid, master
+
+
+def wait(pid: int, terminal_master: int | None = None) -> int:
+    """Wait for the container, forwarding signals and the terminal; return its exit status."""
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    try:
+        if terminal_master is None:
+            while True:
+                try:
+                    _, status = os.waitpid(pid, 0)
+                    return exit_status(status)
+                except ChildProcessError:
+                    return STATUS_SETUP_FAILED
+        return _copy_terminal(pid, terminal_master)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def copy_window_size(master: int) -> None:
+    """Give the container's terminal the size of ours (TIOCGWINSZ on stdin, TIOCSWINSZ on the master)."""
+    import fcntl
+    import struct
+    import termios
+
+    try:
+        size = fcntl.ioctl(sys.stdin.fileno(), termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+    except OSError:
+        size = struct.pack("HHHH", 24, 80, 0, 0)  # stdin is not a terminal: use the classic size
+    fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+
+
+def _copy_terminal(pid: int, master: int) -> int:
+    import termios
+    import tty
+
+    stdin = sys.stdin.fileno()
+    stdout = sys.stdout.fileno()
+    saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
+
+    def resize(signum=None, frame=None):
+        copy_window_size(master)
+
+    previous_winch = signal.signal(signal.SIGWINCH, resize)
+    status = None
+    try:
+        if saved is not None:
+            tty.setraw(stdin)
+        stdin_open = True
+        while True:
+            readers = [master] + ([stdin] if stdin_open else [])
+            try:
+                ready, _, _ = select.select(readers, [], [], 0.2)
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError as error:
+                    if error.errno != errno.EIO:
+                        raise
+                    data = b""
+                if not data:
+                    break
+                os.write(stdout, data)
+            if stdin in ready:
+                data = os.read(stdin, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    stdin_open = False
+            finished, wait_status = os.waitpid(pid, os.WNOHANG)
+            if finished:
+                status = exit_status(wait_status)
+                # Drain what the container wrote before it exited.
+                while select.select([master], [], [], 0)[0]:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    os.write(stdout, data)
+                break
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        signal.signal(signal.SIGWINCH, previous_winch)
+    if status is None:
+        _, wait_status = os.waitpid(pid, 0)
+        status = exit_status(wait_status)
+    return status

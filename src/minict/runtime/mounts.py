@@ -1,0 +1,202 @@
+"""Mounts of the container: options to flags, spec mounts, /dev, masked and read-only paths.
+
+Every target is resolved with secure_join inside the new root before it is
+created or mounted on, so an image's symlink (to "/", to "/etc") cannot move
+a mount onto the host.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+
+from minict.linux import syscalls as sc
+from minict.runtime.paths import secure_join
+
+# Option words and the flags they set (first) or clear (second), as mount(8) names them.
+_FLAG_OPTIONS = {
+    "async": (0, sc.MS_SYNCHRONOUS), "atime": (0, sc.MS_NOATIME), "bind": (sc.MS_BIND, 0),
+    "defaults": (0, 0), "dev": (0, sc.MS_NODEV), "diratime": (0, sc.MS_NODIRATIME),
+    "dirsync": (sc.MS_DIRSYNC, 0), "exec": (0, sc.MS_NOEXEC), "lazytime": (sc.MS_LAZYTIME, 0),
+    "loud": (0, sc.MS_SILENT), "mand": (sc.MS_MANDLOCK, 0), "noatime": (sc.MS_NOATIME, 0),
+    "nodev": (sc.MS_NODEV, 0), "nodiratime": (sc.MS_NODIRATIME, 0), "noexec": (sc.MS_NOEXEC, 0),
+    "nolazytime": (0, sc.MS_LAZYTIME), "nomand": (0, sc.MS_MANDLOCK), "norelatime": (0, sc.MS_RELATIME),
+    "nostrictatime": (0, sc.MS_STRICTATIME), "nosuid": (sc.MS_NOSUID, 0), "nosymfollow": (sc.MS_NOSYMFOLLOW, 0),
+    "rbind": (sc.MS_BIND | sc.MS_REC, 0), "relatime": (sc.MS_RELATIME, 0), "remount": (sc.MS_REMOUNT, 0),
+    "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY), "silent": (sc.MS_SILENT, 0),
+    "strictatime": (sc.MS_STRICTATIME, 0), "suid": (0, sc.MS_NOSUID), "sync": (sc.MS_SYNCHRONOUS, 0),
+}
+_PROPAGATION_OPTIONS = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+# Flags a bind mount only takes through a second, remounting mount(2) call.
+_REMOUNT_FLAGS = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
+                  | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
+
+
+@dataclass
+class MountOptions:
+    flags: int
+    propagation: list[int]
+    data: str
+    copy_up: bool = False
+
+
+def parse_options(options: list[str]) -> MountOptions:
+    """Split mount options into flags, propagation changes and filesystem data."""
+    flags = 0
+    propagation = []
+    data = []
+    copy_up = False
+    for option in options:
+        if option in _FLAG_OPTIONS:
+            set_flags, clear_flags = _FLAG_OPTIONS[option]
+            flags = (flags | set_flags) & ~clear_flags
+        elif option in _PROPAGATION_OPTIONS:
+            propagation.append(_PROPAGATION_OPTIONS[option])
+        elif option == "tmpcopyup":
+            copy_up = True
+        elif option.startswith("x-") or option in ("rro", "rrw", "idmap", "ridmap"):
+            continue  # userspace hints and recursive or idmapped options minict does not implement
+        else:
+            data.append(option)
+    return MountOptions(flags, propagation, ",".join(data))
+
+
+def describe_flags(flags: int) -> str:
+    names = [(sc.MS_RDONLY, "MS_RDONLY"), (sc.MS_NOSUID, "MS_NOSUID"), (sc.MS_NODEV, "MS_NODEV"),
+             (sc.MS_NOEXEC, "MS_NOEXEC"), (sc.MS_REMOUNT, "MS_REMOUNT"), (sc.MS_BIND, "MS_BIND"),
+             (sc.MS_MOVE, "MS_MOVE"), (sc.MS_REC, "MS_REC"), (sc.MS_PRIVATE, "MS_PRIVATE"),
+             (sc.MS_SLAVE, "MS_SLAVE"), (sc.MS_SHARED, "MS_SHARED"), (sc.MS_UNBINDABLE, "MS_UNBINDABLE"),
+             (sc.MS_NOATIME, "MS_NOATIME"), (sc.MS_RELATIME, "MS_RELATIME"), (sc.MS_STRICTATIME, "MS_STRICTATIME")]
+    text = "|".join(name for bit, name in names if flags & bit)
+    return text or "0"
+
+
+def _create_mountpoint(target: str, source_is_dir: bool) -> None:
+    if os.path.lexists(target):
+        return
+    if source_is_dir:
+        os.makedirs(target, 0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644))
+
+
+def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
+    """Mount one entry of config.json's `mounts` below `rootfs` (before pivot_root)."""
+    destination = entry.get("destination")
+    if not isinstance(destination, str) or not destination:
+        raise ValueError(f"mount {entry!r} has no destination")
+    options = parse_options(list(entry.get("options") or []))
+    fstype = entry.get("type") or None
+    source = entry.get("source") or fstype or "none"
+    bind = bool(options.flags & sc.MS_BIND) or fstype == "bind"
+    target = secure_join(rootfs, destination)
+
+    if bind:
+        if not os.path.isabs(source):
+            source = os.path.join(bundle, source)
+        try:
+            source_is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, f"bind mount source {source} for {destination} does not exist") from None
+        _create_mountpoint(target, source_is_dir)
+        flags = sc.MS_BIND | (options.flags & sc.MS_REC)
+        trace(f"mount({source!r}, {target!r}, NULL, {describe_flags(flags)})", f"bind {destination} into the container")
+        sc.mount(source, target, None, flags)
+        remount = options.flags & _REMOUNT_FLAGS
+        if remount:
+            flags = sc.MS_BIND | sc.MS_REMOUNT | remount
+            trace(f"mount(NULL, {target!r}, NULL, {describe_flags(flags)})",
+                  "a bind mount takes ro, nosuid, nodev and noexec only when remounted")
+            sc.mount(None, target, None, flags)
+    else:
+        _create_mountpoint(target, True)
+        flags = options.flags & ~sc.MS_BIND
+        trace(f"mount({source!r}, {target!r}, {fstype!r}, {describe_flags(flags)}, {options.data!r})",
+              f"{fstype} at {destination}")
+        try:
+            sc.mount(source, target, fstype, flags, options.data or None)
+        except PermissionError:
+            if fstype not in ("sysfs", "mqueue"):
+                raise
+            # Without the rights to mount a new instance (a foreign network or
+            # user namespace), bind the host's instance read-only instead.
+            host = "/sys" if fstype == "sysfs" else "/dev/mqueue"
+            trace(f"mount({host!r}, {target!r}, NULL, MS_BIND|MS_REC)", f"new {fstype} not permitted; bind the host's")
+            sc.mount(host, target, None, sc.MS_BIND | sc.MS_REC)
+            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | (flags & _REMOUNT_FLAGS))
+        if options.copy_up and fstype == "tmpfs":
+            pass  # NOTE: tmpcopyup is accepted but the image's files are not copied into the tmpfs yet
+    for propagation in options.propagation:
+        trace(f"mount(NULL, {target!r}, NULL, {describe_flags(propagation)})", "propagation of this mount")
+        sc.mount(None, target, None, propagation)
+
+
+# Device nodes every container gets, as the OCI runtime spec lists them.
+DEFAULT_DEVICES = [
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0),
+]
+DEFAULT_LINKS = [
+    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
+]
+
+
+def populate_dev(rootfs: str, devices: list[dict], trace) -> None:
+    """Create the default and the spec's device nodes, and the standard /dev links."""
+    dev = secure_join(rootfs, "/dev")
+    old_umask = os.umask(0)
+    try:
+        wanted = [{"path": f"/dev/{name}", "type": "c", "major": major, "minor": minor, "fileMode": 0o666}
+                  for name, major, minor in DEFAULT_DEVICES]
+        wanted += devices
+        for device in wanted:
+            target = secure_join(rootfs, device["path"])
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[device.get("type", "c")]
+            mode = device.get("fileMode", 0o666) & 0o7777
+            if os.path.lexists(target):
+                os.unlink(target)
+            os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+            rdev = os.makedev(device.get("major", 0), device.get("minor", 0))
+            trace(f"mknod({target!r}, {oct(kind | mode)}, makedev({device.get('major', 0)}, {device.get('minor', 0)}))",
+                  f"device {device['path']}")
+            os.mknod(target, kind | mode, rdev)
+            os.chown(target, device.get("uid", 0), device.get("gid", 0))
+        for name, link in DEFAULT_LINKS:
+            path = os.path.join(dev, name)
+            if not os.path.lexists(path):
+                os.symlink(link, path)
+        trace(f"symlink(...) x{len(DEFAULT_LINKS)}", "/dev/fd, stdin, stdout, stderr, ptmx -> pts/ptmx, core")
+    finally:
+        os.umask(old_umask)
+
+
+def mask_path(path: str, trace) -> None:
+    """Hide a path after pivot_root: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISDIR(info.st_mode):
+        trace(f"mount('tmpfs', {path!r}, 'tmpfs', MS_RDONLY)", "masked path: hide the directory")
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY)
+    else:
+        trace(f"mount('/dev/null', {path!r}, NULL, MS_BIND)", "masked path: reads return nothing")
+        sc.mount("/dev/null", path, None, sc.MS_BIND)
+
+
+def readonly_path(path: str, trace) -> None:
+    """Make a path read-only after pivot_root by binding it on itself and remounting."""
+    try:
+        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+    except FileNotFoundError:
+        return
+    trace(f"mount({path!r}, {path!r}, NULL, MS_BIND|MS_REMOUNT|MS_RDONLY)", "read-only path")
+    sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
