@@ -2,7 +2,8 @@
 # Set up minict on a fresh Debian 12 machine and run its main job offline:
 # start a Distribution registry on 127.0.0.1, build a busybox image from
 # Debian's busybox-static with umoci, push it with skopeo, then pull it with
-# minict and list it. Run as root. State goes to /var/tmp/minict-demo.
+# minict, list it, and run a container from it. Run as root. State goes to
+# /var/tmp/minict-demo.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 port=${MINICT_DEMO_PORT:-5000}
@@ -50,6 +51,10 @@ umoci repack --image "$image:demo" "$work/bundle" >/dev/null
 umoci config --image "$image:demo" --config.cmd /bin/sh --config.env PATH=/bin --os linux --architecture "$(dpkg --print-architecture)"
 skopeo copy -q --dest-tls-verify=false "oci:$image:demo" "docker://127.0.0.1:$port/busybox:demo"
 
-# 3. minict: pull it and list it.
+# 3. minict: pull it, list it, and run a container from it.
 minict pull --image "127.0.0.1:$port/busybox:demo"
 minict list-images
+minict rm --force --name demo 2>/dev/null || true
+minict run --image "127.0.0.1:$port/busybox:demo" --name demo -- \
+    sh -c 'echo "hello from $(hostname), PID $$, in $(uname -s) namespaces"'
+minict list-containers

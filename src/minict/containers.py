@@ -97,7 +97,7 @@ def list_names(store: Store, complete_only: bool = True) -> list[str]:
 
 
 def _resolv_conf() -> bytes:
-    """The host's resolv.conf, or systemd-resolved's upstream file when the host lists only a loopback stub."""
+    """Return the host's resolv.conf, or systemd-resolved's upstream file when the host lists only a loopback stub."""
     try:
         with open("/etc/resolv.conf", "rb") as file:
             data = file.read()
@@ -144,11 +144,11 @@ def create(store: Store, name: str, image_text: str, options, pull_policy: str =
         raise _name_in_use(name)
     # Build the container in a private directory and rename it into place at
     # the end: rename(2) onto an existing, non-empty directory fails, so of
-    # two creations with one name exactly one succeeds, and nobody ever sees
+    # two creations with one name exactly one succeeds, and no reader finds
     # a half-built container under its name.
     directory = os.path.join(store.containers, f".creating-{name}-{secrets.token_hex(4)}")
     # The lock exists and is held before the directory appears, so a cleaner
-    # that can take the lock knows the creator is gone.
+    # that can take the lock has proof the creator is gone.
     creation_lock = os.open(directory + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     import fcntl
 

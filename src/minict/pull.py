@@ -46,7 +46,7 @@ from minict.unpack.compression import StreamDecompressor
 
 log = logging.getLogger(__name__)
 
-# What a broken or stalled download raises; each is retried with a Range request.
+# Exceptions of a broken or stalled download; each one is retried with a Range request.
 _STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 MAX_CONFIG_BYTES = 8 << 20

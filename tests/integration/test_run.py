@@ -300,3 +300,31 @@ def test_run_terminal(registry, pulled):
     assert "/dev/pts/0\n" in text or "/dev/console\n" in text
     assert "33 111\n" in text
     assert "TERM=xterm\n" in text
+
+
+def test_run_mount_target_symlink_stays_in_rootfs(registry, pulled, tmp_path):
+    """An image whose /etc/hostname and /dev/shm are symlinks to host paths: the mounts land inside the rootfs."""
+    sentinel_dir = tmp_path / "host"
+    sentinel_dir.mkdir()
+    sentinel = sentinel_dir / "hostname"
+    sentinel.write_text("host file\n")
+    assert run_minict(["run", "--name", "evil", image(registry, "busybox:latest"), "true"], pulled).returncode == 0
+    upper = os.path.join(pulled, "containers", "evil", "upper")
+    import shutil
+
+    os.makedirs(os.path.join(upper, "etc"), exist_ok=True)
+    for path in (os.path.join(upper, "etc", "hostname"), os.path.join(upper, "dev")):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    os.symlink(str(sentinel), os.path.join(upper, "etc", "hostname"))
+    os.symlink(str(sentinel_dir), os.path.join(upper, "dev"))
+    before = mountinfo()
+    result = run_minict(["start", "--name", "evil"], pulled)
+    assert result.returncode == 0, result.stderr
+    assert sentinel.read_text() == "host file\n"
+    assert sorted(os.listdir(sentinel_dir)) == ["hostname"]
+    assert mountinfo() == before
+    host_side = os.path.join(upper, str(sentinel_dir).lstrip("/"))
+    assert os.path.isdir(host_side)

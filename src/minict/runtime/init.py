@@ -1,7 +1,7 @@
 """The container's first process: from fork to execve, one kernel step at a time.
 
 The launcher forks this process into a new PID namespace, so it is PID 1 of
-the container. It then runs these steps in order; each is one or two kernel
+the container. It then runs these steps in order. Each is one or two kernel
 calls, and --explain prints every call with the reason for it:
 
  1. unshare the other namespaces (mount, UTS, IPC, network, cgroup);
@@ -121,9 +121,12 @@ def enter_namespaces(spec: dict, trace: Tracer) -> int:
         else:
             flags |= NAMESPACE_FLAGS[kind]
     if flags:
-        trace(f"unshare({namespace_flag_names(flags)})",
-              "give the container its own mount table, hostname, IPC objects"
-              + (", network" if flags & sc.CLONE_NEWNET else "") + (" and cgroup root" if flags & sc.CLONE_NEWCGROUP else ""))
+        reason = "give the container its own mount table, hostname and IPC objects"
+        if flags & sc.CLONE_NEWNET:
+            reason += ", and its own network"
+        if flags & sc.CLONE_NEWCGROUP:
+            reason += ", with its cgroup as the cgroup root"
+        trace(f"unshare({namespace_flag_names(flags)})", reason)
         sc.unshare(flags)
     if flags & sc.CLONE_NEWNET:
         _bring_loopback_up(trace)

@@ -24,6 +24,7 @@ from minict.linux import syscalls as sc
 from minict.runtime.init import STATUS_SETUP_FAILED, Tracer, container_init
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+# With a terminal, SIGWINCH resizes the container's pty instead of being forwarded.
 
 
 class ContainerStartError(MinictError):
@@ -127,7 +128,8 @@ def wait(pid: int, terminal_master: int | None = None) -> int:
         except ProcessLookupError:
             pass
 
-    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    forwarded = FORWARDED_SIGNALS if terminal_master is not None else FORWARDED_SIGNALS + (signal.SIGWINCH,)
+    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
     try:
         if terminal_master is None:
             while True:

@@ -164,7 +164,7 @@ class _LayerWriter:
         self.entries = 0
 
     def _from_this_layer(self, path: bytes) -> bool:
-        # In overlay mode the directory holds this layer only.
+        # In overlay mode the directory contains this layer only.
         return self.mode == OVERLAY or path in self.created
 
     def _forget_tree(self, path: bytes) -> None:
@@ -399,7 +399,7 @@ def _child(fs_dir: str, mode: str, data_fd: int, result_fd: int) -> None:
         os.umask(0)
         result = apply_tar_fd(0, mode)
         while os.read(0, 1 << 16):
-            pass  # drain padding after the end-of-archive marker, so the parent sees no EPIPE
+            pass  # drain padding after the end-of-archive marker, so the parent gets no EPIPE
         result["ok"] = True
         status = 0
     except LayerError as error:
