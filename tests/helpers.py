@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -18,7 +19,8 @@ class ScriptedServer:
     """An HTTP server on 127.0.0.1 whose responses come from a handler function.
 
     handler(request) returns (status, headers, body) where body is bytes or an
-    iterable of bytes; every request is recorded in `requests`. Used only for
+    iterable of bytes, in which None drops the connection; every request is
+    recorded in `requests`. Used only for
     registry behaviour the real Distribution registry cannot be made to show
     (redirects to other hosts, 429 storms, ignored Range headers, stalls).
     """
@@ -47,6 +49,11 @@ class ScriptedServer:
                 self.end_headers()
                 try:
                     for chunk in chunks:
+                        if chunk is None:
+                            # None in a body: drop the connection here, mid-response.
+                            self.close_connection = True
+                            self.connection.shutdown(socket.SHUT_RDWR)
+                            return
                         self.wfile.write(chunk)
                         self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):

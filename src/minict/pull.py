@@ -402,7 +402,8 @@ class Puller:
             try:
                 self._download(client, reference, layer, ingest, unpack)
                 ingest.commit()
-            except ContentError:
+            except (ContentError, LayerError):
+                # Content that fails its digest or does not decompress is not kept for a resume.
                 ingest.discard()
                 raise
             if unpack:

@@ -156,3 +156,83 @@ def test_retry_after_on_429(root):
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("returned 429; retrying in 1.0 s") == 1
     assert result.stderr.count("returned 503; retrying in 1.0 s") == 1
+
+
+class FaultyRegistry(TokenRegistry):
+    """The token registry, with the layer blob served wrong in a chosen way."""
+
+    def __init__(self, fault: str):
+        super().__init__()
+        self.fault = fault
+        self.layer_requests = 0
+
+    def serve_blob_host(self, request):
+        self.layer_requests += 1
+        layer = self.layer
+        if self.fault == "corrupt":
+            # The gzip header's mtime is not covered by gzip's checksum, so
+            # this still decompresses and only the digest can catch it.
+            return 200, {}, layer[:4] + b"\x01\x02\x03\x04" + layer[8:]
+        if self.fault == "bad-gzip":
+            return 200, {}, layer[:-8] + b"\0" * 8
+        if self.fault == "long":
+            return 200, {}, layer + b"extra"
+        if self.fault == "short":
+            return 200, {}, layer[:-10]
+        if self.fault == "drop-then-ignore-range" and self.layer_requests == 1:
+            return 200, {"Content-Length": str(len(layer))}, [layer[: len(layer) // 2], None]
+        return 200, {}, layer
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("corrupt", "content hashes to sha256:"),
+    ("long", "received more than the"),
+    ("short", "but its descriptor declares"),
+    ("bad-gzip", "corrupt gzip data"),
+])
+def test_pull_rejects_wrong_blob(root, fault, message):
+    server = FaultyRegistry(fault)
+    try:
+        result = run_minict(["pull", f"{server.address}/app:1"], root)
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert server.layer_digest in result.stderr
+    assert json.loads(run_minict(["list-images"], root).stdout) == []
+    assert os.listdir(os.path.join(root, "ingest")) == []
+    assert not os.path.exists(os.path.join(root, "blobs", "sha256", server.layer_digest.split(":")[1]))
+    assert [n for n in os.listdir(os.path.join(root, "snapshots")) if n.startswith(".")] == []
+
+
+def test_pull_resumes_when_range_ignored(root):
+    server = FaultyRegistry("drop-then-ignore-range")
+    try:
+        result = run_minict(["pull", f"{server.address}/app:1"], root)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert "download interrupted at" in result.stderr
+    assert "ignored the Range request" in result.stderr or server.layer_requests == 2
+    assert server.blob_host.requests[1]["headers"].get("Range", "").startswith("bytes=")
+    assert json.loads(run_minict(["list-images"], root).stdout) == [f"{server.address}/app:1"]
+
+
+def test_pull_rejects_wrong_diff_id(root):
+    server = TokenRegistry()
+    config = json.loads(server.config)
+    config["rootfs"]["diff_ids"] = ["sha256:" + "0" * 64]
+    server.config = json.dumps(config).encode()
+    server.config_digest = "sha256:" + hashlib.sha256(server.config).hexdigest()
+    manifest = json.loads(server.manifest)
+    manifest["config"].update(digest=server.config_digest, size=len(server.config))
+    server.manifest = json.dumps(manifest).encode()
+    try:
+        result = run_minict(["pull", f"{server.address}/app:1"], root)
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert "uncompressed content: content hashes to" in result.stderr
+    assert "(the config's diff_id)" in result.stderr
+    assert json.loads(run_minict(["list-images"], root).stdout) == []
+    assert [n for n in os.listdir(os.path.join(root, "snapshots")) if not n.startswith("x")] == []

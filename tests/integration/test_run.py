@@ -328,3 +328,25 @@ def test_run_mount_target_symlink_stays_in_rootfs(registry, pulled, tmp_path):
     assert mountinfo() == before
     host_side = os.path.join(upper, str(sentinel_dir).lstrip("/"))
     assert os.path.isdir(host_side)
+
+
+def test_rmi_refuses_image_in_use(registry, pulled):
+    reference = image(registry, "busybox:latest")
+    assert run_minict(["run", "--name", "user1", reference, "true"], pulled).returncode == 0
+    result = run_minict(["rmi", reference], pulled)
+    assert result.returncode == 1
+    assert "is used by container user1" in result.stderr
+    forced = run_minict(["rmi", "--force", reference], pulled)
+    assert forced.returncode == 0, forced.stderr
+    started = run_minict(["start", "--name", "user1"], pulled)
+    assert started.returncode == 0, started.stderr
+
+
+def test_run_does_not_import_registry_client(registry, pulled):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "minict", "run", "--rm",
+                             image(registry, "busybox:latest"), "true"],
+                            env=dict(os.environ, MINICT_DIR=pulled), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    for heavy in ("requests", "urllib3", "rich", "libarchive", "isal", "backports.zstd"):
+        assert heavy not in imported, heavy
