@@ -350,3 +350,17 @@ def test_run_does_not_import_registry_client(registry, pulled):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     for heavy in ("requests", "urllib3", "rich", "libarchive", "isal", "backports.zstd"):
         assert heavy not in imported, heavy
+
+
+def test_run_native_snapshotter(registry, root):
+    env = {"MINICT_SNAPSHOTTER": "native"}
+    reference = image(registry, "layers:latest")
+    assert run_minict(["pull", "-q", reference], root, env=env).returncode == 0
+    result = run_minict(["run", "--name", "copy", reference], root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello from /home/app as app\n"
+    result = run_minict(["run", "--rm", reference, "ls /data/opaque"], root, env=env)
+    assert result.stdout == "new.txt\n"
+    rootfs = os.path.join(root, "containers", "copy", "rootfs")
+    assert os.path.isfile(os.path.join(rootfs, "data", "keep.txt"))
+    assert not [line for line in open("/proc/self/mountinfo") if root in line]
