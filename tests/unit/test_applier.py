@@ -55,17 +55,20 @@ def test_applier_keeps_metadata(snapshot):
         {"name": "bin/sh", "type": "hardlink", "linkname": "bin/su"},
         {"name": "d" * 150 + "/" + "f" * 200, "data": b"long"},
     ])
+
     assert stat.S_IMODE(os.lstat(snapshot / "bin/su").st_mode) == 0o4755
     assert stat.S_IMODE(os.lstat(snapshot / "bin/wall").st_mode) == 0o2755
     assert os.lstat(snapshot / "bin/wall").st_gid == 5
     assert stat.S_IMODE(os.lstat(snapshot / "tmp").st_mode) == 0o1777
     assert os.getxattr(snapshot / "bin/ping", "security.capability") == CAPABILITY
+
     profile = os.lstat(snapshot / "home/app/.profile")
     assert (profile.st_uid, profile.st_gid, stat.S_IMODE(profile.st_mode)) == (1000, 1000, 0o600)
     null = os.lstat(snapshot / "dev/null")
     assert stat.S_ISCHR(null.st_mode)
     assert (os.major(null.st_rdev), os.minor(null.st_rdev)) == (1, 3)
     assert stat.S_ISFIFO(os.lstat(snapshot / "run/fifo").st_mode)
+
     assert os.readlink(snapshot / "lib") == "/usr/lib"
     assert os.lstat(snapshot / "bin/sh").st_ino == os.lstat(snapshot / "bin/su").st_ino
     assert os.lstat(snapshot / "bin/su").st_nlink == 2

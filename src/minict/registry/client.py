@@ -1,10 +1,10 @@
 """A Distribution API v2 client over requests.
 
-One RegistryClient talks to one registry. It chooses HTTPS or, for loopback
-and registries marked insecure, plain HTTP; answers Bearer and Basic
-challenges; retries transient failures with backoff; and hands out manifests
-(checked against their digest) and blob streams (checked by the caller while
-it reads, see minict.content).
+One RegistryClient talks to one registry. It uses HTTPS, or plain HTTP for
+loopback and registries marked insecure. It handles Bearer and Basic
+challenges and retries transient failures with backoff. It returns manifests
+checked against their digest, and blob streams that the caller checks while
+it reads them (see minict.content).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ class RegistryClient:
                     self._challenge = self._pick_challenge(response)
                 elif response.status_code >= 400 and response.status_code != 404:
                     raise RegistryError(
-                        f"registry {self.domain} answered {response.status_code} to GET /v2/; is it a Distribution API v2 registry?"
+                        f"registry {self.domain} returned {response.status_code} for GET /v2/; is it a Distribution API v2 registry?"
                     )
                 self.base_url = f"{scheme}://{self.host}"
                 log.debug("registry %s: using %s", self.domain, self.base_url)
@@ -387,7 +387,7 @@ class RegistryClient:
         return token, float(lifetime)
 
     def request(self, method: str, path: str, repository: str, headers: dict | None = None, stream: bool = False) -> requests.Response:
-        """Send an authenticated request for `repository`, answering at most one challenge.
+        """Send an authenticated request for `repository`, handling at most one challenge.
 
         A second 401 after fresh credentials is an AuthError, so a registry that
         keeps challenging cannot loop the client.
