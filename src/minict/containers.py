@@ -120,9 +120,10 @@ def create(store: Store, name: str, image_text: str, options, pull_policy: str =
     from minict.content import ContentStore
     from minict.images import find_record
     from minict.snapshots import Snapshots, choose_snapshotter
-    from minict.spec import generate
+    from minict.spec import generate, validate
 
     validate_name(name)
+    validate(options)
     if pull_policy not in ("missing", "never", "always"):
         raise InvalidArgument(f"invalid --pull {pull_policy!r}: use missing, never or always")
     record = None

@@ -52,6 +52,17 @@ class RunOptions:
     terminal: bool = False
 
 
+def validate(options: RunOptions) -> None:
+    """Raise InvalidArgument for a malformed -e, -w or --network before anything is pulled or created."""
+    for entry in options.env:
+        if "=" not in entry or entry.startswith("="):
+            raise InvalidArgument(f"invalid environment entry {entry!r}: use KEY=VALUE")
+    if options.workdir is not None and not options.workdir.startswith("/"):
+        raise InvalidArgument(f"invalid working directory {options.workdir!r}: it must be an absolute path")
+    if options.network not in ("host", "none"):
+        raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
+
+
 def _env_key(entry: str) -> str:
     return entry.split("=", 1)[0]
 

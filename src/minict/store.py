@@ -54,10 +54,18 @@ class Store:
 
     def ensure(self) -> None:
         """Create the state root (mode 0700) and its folders."""
-        makedirs(self.root, 0o700)
-        os.chmod(self.root, 0o700)
-        for path in (self.blobs, self.ingest, self.images, self.snapshots, self.containers):
-            makedirs(path, 0o700)
+        from minict.errors import InvalidArgument
+
+        try:
+            makedirs(self.root, 0o700)
+            os.chmod(self.root, 0o700)
+            for path in (self.blobs, self.ingest, self.images, self.snapshots, self.containers):
+                makedirs(path, 0o700)
+        except OSError as error:
+            raise InvalidArgument(
+                f"cannot create the state directory {self.root}: {error.strerror}; choose another with --root "
+                "or $MINICT_DIR"
+            ) from error
 
 
 def open_store(root: str | None = None, create: bool = True) -> Store:

@@ -212,12 +212,15 @@ def test_run_capabilities_default_set(registry, pulled):
 
 
 def test_run_environment(registry, pulled):
-    result = run_minict(["run", "--rm", "--name", "envbox", "-e", "A=1=2", "-e", "GREETING=hi",
-                         image(registry, "layers:latest"), "env"], pulled)
+    result = run_minict(["run", "--rm", "--name", "envbox", "-e", "A=1=2", "-e", "GREETING=hi", "-e", "PASSED",
+                         "-e", "UNSET_HERE", image(registry, "layers:latest"), "env"], pulled,
+                        env={"PASSED": "from host"})
     env = dict(line.split("=", 1) for line in result.stdout.splitlines())
     assert env["A"] == "1=2"
     assert env["GREETING"] == "hi"
     assert env["HOSTNAME"] == "envbox"
+    assert env["PASSED"] == "from host"
+    assert "UNSET_HERE" not in env
     assert env["HOME"] == "/home/app"
     assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
     assert "TERM" not in env
@@ -364,3 +367,21 @@ def test_run_native_snapshotter(registry, root):
     rootfs = os.path.join(root, "containers", "copy", "rootfs")
     assert os.path.isfile(os.path.join(rootfs, "data", "keep.txt"))
     assert not [line for line in open("/proc/self/mountinfo") if root in line]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["-e", "=x"], "invalid environment entry '=x'"),
+    (["-w", "relative"], "invalid working directory 'relative'"),
+])
+def test_run_invalid_flags_before_pull(root, flags, message):
+    result = run_minict(["run", *flags, "127.0.0.1:9/never-pulled", "true"], root)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "cannot reach" not in result.stderr
+    assert os.listdir(os.path.join(root, "containers")) == []
+
+
+def test_state_root_not_creatable(tmp_path):
+    result = run_minict(["--root", "/proc/minict-nope", "list-images"], str(tmp_path / "unused"))
+    assert result.returncode == 1
+    assert "cannot create the state directory /proc/minict-nope" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from minict.errors import InvalidArgument
@@ -22,7 +23,8 @@ def add_parsers(commands) -> None:
     run.add_argument("--name", metavar="NAME", help="container name (default: a generated one)")
     run.add_argument("--hostname", "-h", dest="hostname", metavar="NAME",
                      help="hostname inside the container (default: the container name)")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE", help="set an environment variable")
+    run.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                     help="set an environment variable; KEY alone passes its value from minict's environment")
     run.add_argument("--entrypoint", metavar="COMMAND", help="replace the image's Entrypoint (and its Cmd)")
     run.add_argument("-u", "--user", metavar="USER[:GROUP]", help="user name or uid, with an optional group name or gid")
     run.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
@@ -89,10 +91,17 @@ def run(args: argparse.Namespace) -> int:
     if arguments and arguments[0] == "--":
         arguments.pop(0)
     terminal = args.tty if args.tty is not None else sys.stdin.isatty()
+    # As in docker, "-e NAME" without "=" passes NAME's value from this environment, if it is set.
+    env = []
+    for entry in args.env:
+        if "=" in entry:
+            env.append(entry)
+        elif entry in os.environ:
+            env.append(f"{entry}={os.environ[entry]}")
     options = RunOptions(
         command=arguments,
         entrypoint=[args.entrypoint] if args.entrypoint is not None else None,
-        env=args.env,
+        env=env,
         hostname=args.hostname,
         user=args.user,
         workdir=args.workdir,
