@@ -22,7 +22,7 @@ import time
 import uuid
 
 from minict.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MinictError, NotFound
-from minict.fsutil import atomic_write, atomic_write_json, file_lock, read_json, remove_tree
+from minict.fsutil import atomic_write, atomic_write_json, copy_tree, file_lock, read_json, remove_tree
 from minict.store import Store
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -144,8 +144,8 @@ def create(store: Store, name: str, image_text: str, options, pull_policy: str =
     if os.path.lexists(final):
         raise _name_in_use(name)
     # Build the container in a private directory and rename it into place at
-    # the end: rename(2) onto an existing, non-empty directory fails, so of
-    # two creations with one name exactly one succeeds, and no reader finds
+    # the end. rename(2) onto an existing, non-empty directory fails, so of
+    # two creations with one name exactly one succeeds. No reader ever finds
     # a half-built container under its name.
     directory = os.path.join(store.containers, f".creating-{name}-{secrets.token_hex(4)}")
     # The lock exists and is held before the directory appears, so a cleaner
@@ -182,15 +182,8 @@ def create(store: Store, name: str, image_text: str, options, pull_policy: str =
                 lowers = [snapshots.fs(layer["chain_id"]) for layer in reversed(record["layers"])]
                 overlay = {"lowerdir": lowers, "upperdir": os.path.join(final, "upper"),
                            "workdir": os.path.join(final, "work")}
-            else:
-                import subprocess
-
-                top = snapshots.fs(record["layers"][-1]["chain_id"]) if record["layers"] else None
-                if top:
-                    result = subprocess.run(["cp", "-a", "--reflink=auto", top + "/.", rootfs + "/"],
-                                            capture_output=True, text=True)
-                    if result.returncode != 0:
-                        raise MinictError(f"copying the image into {rootfs} failed: {result.stderr.strip()}")
+            elif record["layers"]:
+                copy_tree(snapshots.fs(record["layers"][-1]["chain_id"]), rootfs)
             spec = generate(image_config, options, hostname, files, overlay)
             atomic_write_json(os.path.join(directory, "config.json"), spec, fsync=False)
             container = {

@@ -8,7 +8,7 @@ prints its message as one line (with a traceback only under --debug)::
     ├── NotFound             an image, container, blob or credential is missing
     ├── AlreadyExists        a name is taken
     ├── FailedPrecondition   the state does not allow the operation (a running container)
-    ├── RegistryError        a registry answered with an error or broke the protocol
+    ├── RegistryError        a registry returned an error or broke the protocol
     │   └── AuthError        authentication failed or is missing
     ├── ContentError         fetched content does not match its digest or size
     └── LayerError           a layer archive is invalid or tries to leave its snapshot

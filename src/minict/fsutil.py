@@ -86,7 +86,7 @@ def file_lock(path: str, shared: bool = False, blocking: bool = True) -> Iterato
 def removable_lock(path: str) -> Iterator[None]:
     """Hold an exclusive flock on `path` and delete the lock file on exit.
 
-    A waiter that wakes up holding the lock of an already deleted file sees
+    A waiter that wakes up holding the lock of an already deleted file finds
     that the path now names another inode (or none) and locks again, so two
     processes never both believe they hold the lock.
     """
@@ -110,6 +110,19 @@ def removable_lock(path: str) -> Iterator[None]:
             return
         finally:
             os.close(fd)
+
+
+def copy_tree(source: str, target: str) -> None:
+    """Copy the contents of `source` into the existing directory `target`, keeping
+    owners, modes, xattrs, hardlinks and symlinks (cp -a, with reflinks where the
+    filesystem has them)."""
+    import subprocess
+
+    result = subprocess.run(["cp", "-a", "--reflink=auto", source + "/.", target + "/"], capture_output=True, text=True)
+    if result.returncode != 0:
+        from minict.errors import MinictError
+
+        raise MinictError(f"copying {source} to {target} failed: {result.stderr.strip()}")
 
 
 def remove_tree(path: str) -> None:

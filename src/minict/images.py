@@ -9,7 +9,6 @@ contend.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import urllib.parse
@@ -160,6 +159,3 @@ def remove_image(store: Store, text: str, force: bool = False) -> dict:
     removed = collect_garbage(store)
     return dict(removed, name=record["name"])
 
-
-def describe(record: dict) -> str:
-    return json.dumps(record, indent=2, sort_keys=True)

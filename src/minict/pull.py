@@ -38,7 +38,7 @@ from minict.images import save_record
 from minict.platform import Platform, choose_manifest, descriptor_platform, host_platform
 from minict.progress import Progress, short
 from minict.reference import Reference, parse_reference
-from minict.registry.client import INDEX_TYPES, MANIFEST_TYPES, ClientOptions, RegistryClient
+from minict.registry.client import INDEX_TYPES, MANIFEST_TYPES, ClientOptions, RegistryClient, backoff_delay
 from minict.snapshots import PreparedSnapshot, Snapshots, chain_ids, choose_snapshotter
 from minict.store import Store
 from minict.unpack.applier import NATIVE, Applier
@@ -57,14 +57,27 @@ LAYER_MEDIA_PREFIXES = (
 )
 
 
+def _env_number(name: str, default, kind):
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InvalidArgument(f"invalid {name}={text!r}: give a positive number")
+    return value
+
+
 @dataclass
 class PullOptions:
     platform: Platform | None = None
     jobs: int = 3
-    #: Largest uncompressed layer accepted, in bytes.
-    max_layer_bytes: int = int(os.environ.get("MINICT_MAX_LAYER_BYTES", 64 << 30))
-    #: Largest ratio of uncompressed to compressed size, checked past 256 MiB.
-    max_layer_ratio: float = float(os.environ.get("MINICT_MAX_LAYER_RATIO", 1000))
+    #: Largest uncompressed layer accepted, in bytes ($MINICT_MAX_LAYER_BYTES).
+    max_layer_bytes: int = field(default_factory=lambda: _env_number("MINICT_MAX_LAYER_BYTES", 64 << 30, int))
+    #: Largest ratio of uncompressed to compressed size, checked past 256 MiB ($MINICT_MAX_LAYER_RATIO).
+    max_layer_ratio: float = field(default_factory=lambda: _env_number("MINICT_MAX_LAYER_RATIO", 1000.0, float))
 
 
 @dataclass
@@ -83,7 +96,6 @@ class _Layer:
     decompressed: int = 0
     decompressor: StreamDecompressor | None = None
     diff_verifier: Verifier | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _load_json(body: bytes, what: str) -> dict:
@@ -443,7 +455,7 @@ class Puller:
                     raise RegistryError(
                         f"download of {layer.digest} failed after {attempts} attempts: {error}; run the pull again to resume"
                     ) from error
-                delay = min(0.25 * 2 ** attempts, 8.0)
+                delay = backoff_delay(attempts + 1)
                 log.warning("%s: download interrupted at %d bytes (%s); resuming in %.1f s",
                             short(layer.digest), ingest.verifier.size, error, delay)
                 time.sleep(delay)

@@ -75,9 +75,6 @@ class Reference:
             text += f"@{self.digest}"
         return text
 
-    def with_digest(self, digest: str) -> "Reference":
-        return Reference(self.domain, self.path, self.tag, digest)
-
 
 def _split_domain(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")

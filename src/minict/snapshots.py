@@ -4,7 +4,7 @@ A snapshot is keyed by its chain ID (the OCI image spec's hash of the layer's
 diff_id and its parents' chain), so every image and container that shares a
 layer stack shares its directories. Two snapshotters exist:
 
-* overlay: fs/ holds the layer alone, whiteouts in overlayfs form; a rootfs is
+* overlay: fs/ contains the layer alone, whiteouts in overlayfs form; a rootfs is
   an overlay mount with the snapshots as lowerdirs (the kernel merges them).
 * native: fs/ holds the full tree up to that layer, copied from the parent
   snapshot; a rootfs is a copy. Used where overlayfs is missing or cannot use
@@ -19,12 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 import uuid
 
 from minict.errors import MinictError
-from minict.fsutil import atomic_write_json, file_lock, makedirs, read_json, remove_tree
+from minict.fsutil import atomic_write_json, copy_tree, file_lock, makedirs, read_json, remove_tree
 from minict.store import Store
 from minict.unpack.applier import NATIVE, OVERLAY
 
@@ -187,11 +186,7 @@ class PreparedSnapshot:
 
     def copy_from(self, parent_fs: str) -> None:
         """Fill fs/ with a copy of the parent snapshot (native snapshotter)."""
-        result = subprocess.run(
-            ["cp", "-a", "--reflink=auto", parent_fs + "/.", self.fs + "/"], capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            raise MinictError(f"copying snapshot {parent_fs} failed: {result.stderr.strip()}")
+        copy_tree(parent_fs, self.fs)
 
     def commit(self, chain_id: str, record: dict) -> bool:
         """Rename into place; return False when another process committed it first."""

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from minict.cli.options import add_registry_options
 from minict.errors import InvalidArgument
 from minict.store import open_store
 
@@ -38,6 +39,7 @@ def add_parsers(commands) -> None:
     run.add_argument("--explain", action="store_true",
                      help="print each kernel call of the container setup, with the reason for it, on stderr")
     run.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pull when the image is missing")
+    add_registry_options(run)
     run.add_argument("--help", action="help", help="show this help message and exit")
     run.add_argument("arguments", nargs=argparse.REMAINDER, metavar="COMMAND", help=argparse.SUPPRESS)
 
@@ -68,9 +70,6 @@ def _pull_for_run(args: argparse.Namespace):
         from minict.progress import make_progress
         from minict.pull import PullOptions, Puller
 
-        args.tls_verify = None
-        args.cert_dir = None
-        args.authfile = None
         options = PullOptions(platform=parse_platform(args.platform) if args.platform else None)
         progress = make_progress(quiet=False)
         with progress:

@@ -13,19 +13,7 @@ import os
 import sys
 
 from minict import __version__
-
-
-def _add_registry_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tls-verify", choices=["true", "false"], default=None,
-        help="verify the registry's TLS certificate (default true). With false, minict also "
-        "accepts plain HTTP from that registry; loopback registries may always use plain HTTP",
-    )
-    parser.add_argument("--cert-dir", metavar="DIR",
-                        help="use the CA certificates (*.crt) and client certificate and key (*.cert, *.key) in DIR")
-    parser.add_argument("--authfile", metavar="FILE",
-                        help="read and write credentials in FILE (containers auth.json format); default $REGISTRY_AUTH_FILE "
-                        "or $MINICT_DIR/auth.json")
+from minict.cli.options import add_registry_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="platform to choose from a multi-platform image (default: this machine's)")
     pull.add_argument("-q", "--quiet", action="store_true", help="print only the pulled reference with its digest")
     pull.add_argument("--jobs", type=int, default=3, metavar="N", help="download at most N layers at once (default 3)")
-    _add_registry_options(pull)
+    add_registry_options(pull)
 
     for name, help_text in (("list-images", "print the pulled images as a JSON array"),
                             ("images", "list pulled images in a table")):
@@ -70,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("-p", "--password", metavar="PASSWORD",
                        help="password; visible to other users in the process list, so prefer --password-stdin")
     login.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    _add_registry_options(login)
+    add_registry_options(login)
 
     logout = commands.add_parser("logout", help="remove saved credentials for a registry",
                                  description="Remove the credentials saved for a registry.")

@@ -1,7 +1,7 @@
 """Thin ctypes wrappers over the libc calls the stdlib of Python 3.11 lacks.
 
 Each wrapper raises OSError with the errno and a message naming the call and
-its operands, so a failure deep in container setup says what failed.
+its operands, so a failure deep in container setup names the call that failed.
 """
 
 from __future__ import annotations

@@ -107,6 +107,11 @@ def _api_host(domain: str) -> str:
     return DOCKER_HUB_API if domain == "docker.io" else domain
 
 
+def backoff_delay(attempt: int) -> float:
+    """Return the wait in seconds before retry number `attempt` (1-based): 0.25 s, doubling, at most 8 s."""
+    return min(0.25 * 2 ** (attempt - 1), 8.0)
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
@@ -276,7 +281,7 @@ class RegistryClient:
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
                 if attempt >= self.options.max_attempts:
                     raise
-                delay = min(0.25 * 2 ** (attempt - 1), 8.0)
+                delay = backoff_delay(attempt)
                 log.warning("%s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
                             method, url, error.__class__.__name__, delay, attempt + 1, self.options.max_attempts)
                 time.sleep(delay)
@@ -284,7 +289,7 @@ class RegistryClient:
             if response.status_code in RETRY_STATUSES and attempt < self.options.max_attempts:
                 delay = _retry_after_seconds(response.headers.get("Retry-After"))
                 if delay is None:
-                    delay = min(0.25 * 2 ** (attempt - 1), 8.0)
+                    delay = backoff_delay(attempt)
                 delay = min(delay, self.options.max_retry_after)
                 log.warning("%s %s returned %d; retrying in %.1f s (attempt %d of %d)",
                             method, url, response.status_code, delay, attempt + 1, self.options.max_attempts)

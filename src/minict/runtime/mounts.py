@@ -132,8 +132,7 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
             trace(f"mount({host!r}, {target!r}, NULL, MS_BIND|MS_REC)", f"new {fstype} not permitted; bind the host's")
             sc.mount(host, target, None, sc.MS_BIND | sc.MS_REC)
             sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | (flags & _REMOUNT_FLAGS))
-        if options.copy_up and fstype == "tmpfs":
-            pass  # NOTE: tmpcopyup is accepted but the image's files are not copied into the tmpfs yet
+        # NOTE: "tmpcopyup" is parsed (options.copy_up) but the image's files are not copied into the tmpfs yet.
     for propagation in options.propagation:
         trace(f"mount(NULL, {target!r}, NULL, {describe_flags(propagation)})", "propagation of this mount")
         sc.mount(None, target, None, propagation)

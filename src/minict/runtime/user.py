@@ -16,7 +16,7 @@ MAX_BYTES = 4 << 20
 
 
 class UserError(Exception):
-    """The user or group cannot be resolved; the message says which."""
+    """Raised when the user or group cannot be resolved. The message names which."""
 
 
 @dataclass
