@@ -29,13 +29,14 @@ for path in /dev/shm/libpod_lock /run/libpod /run/containers /var/lib/containers
     [ -e "$path" ] || podman_state+=("$path")
 done
 cleanup() {
+    # The registry's pid file is inside $work, so stop it before deleting $work.
+    if [ -n "$registry_dir" ]; then
+        bash "$testbed/stop-registry.sh" -q -d "$registry_dir" --purge || true
+    fi
     # podman may leave overlay mounts below its root; unmount them before deleting.
     findmnt -rn -o TARGET | grep "^$work" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$work"
     pgrep -x podman >/dev/null || rm -rf "${podman_state[@]}"
-    if [ -n "$registry_dir" ]; then
-        bash "$testbed/stop-registry.sh" -q -d "$registry_dir" --purge || true
-    fi
 }
 trap cleanup EXIT
 
