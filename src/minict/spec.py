@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 from minict.errors import InvalidArgument
 from minict.linux.capabilities import DEFAULT as DEFAULT_CAPABILITIES
-from minict.runtime.init import OVERLAY_ANNOTATION, USER_ANNOTATION
+from minict.runtime.init import INIT_ANNOTATION, OVERLAY_ANNOTATION, USER_ANNOTATION
+
+STOP_SIGNAL_ANNOTATION = "org.minict.stop-signal"
+STOP_TIMEOUT_ANNOTATION = "org.minict.stop-timeout"
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,6 +53,19 @@ class RunOptions:
     workdir: str | None = None
     network: str = "host"
     terminal: bool = False
+    interactive: bool = False
+    read_only: bool = False
+    init: bool = False
+    privileged: bool = False
+    no_new_privileges: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    ulimits: list[dict] = field(default_factory=list)
+    mounts: list = field(default_factory=list)  # runflags.MountRequest, in flag order
+    resources: dict = field(default_factory=dict)  # OCI linux.resources
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    log_options: dict = field(default_factory=dict)
 
 
 def validate(options: RunOptions) -> None:
@@ -61,6 +77,40 @@ def validate(options: RunOptions) -> None:
         raise InvalidArgument(f"invalid working directory {options.workdir!r}: it must be an absolute path")
     if options.network not in ("host", "none"):
         raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
+    seen = set()
+    for request in options.mounts:
+        if request.destination in seen:
+            raise InvalidArgument(f"duplicate mount point {request.destination}: give each container path once")
+        seen.add(request.destination)
+    if options.stop_signal is not None:
+        signal_number(options.stop_signal, "--stop-signal")
+    from minict.runflags import capability_set
+
+    capability_set([], options.cap_add, options.cap_drop)
+
+
+def signal_number(text: str, flag: str = "--signal") -> int:
+    """Parse a signal as a number or a name, with or without SIG (KILL, SIGKILL, 9)."""
+    import signal
+
+    value = text.strip().upper()
+    if value.isdigit():
+        number = int(value)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        name = value if value.startswith("SIG") else "SIG" + value
+        number = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+        if number is not None:
+            return int(number)
+        if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
+            base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
+            offset = name[8:]
+            if not offset or (offset[0] in "+-" and offset[1:].isdigit()):
+                number = int(base) + (int(offset) if offset else 0)
+                if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+                    return number
+    raise InvalidArgument(f"invalid {flag} {text!r}: use a signal name such as TERM or SIGKILL, or a number")
 
 
 def _env_key(entry: str) -> str:
@@ -89,8 +139,16 @@ def process_args(image_config: dict, options: RunOptions) -> list[str]:
 
 
 def generate(image_config: dict, options: RunOptions, hostname: str, files: dict[str, str],
-             overlay: dict | None) -> dict:
-    """Return config.json for a container. `files` maps /etc/hostname and friends to host files."""
+             overlay: dict | None, user_mounts: list[dict] | None = None, cgroups_path: str | None = None) -> dict:
+    """Return config.json for a container.
+
+    `files` maps /etc/hostname and friends to host files; `user_mounts` are
+    the OCI mounts of -v, --mount and --tmpfs, with volume names already
+    turned into host paths.
+    """
+    from minict.linux.capabilities import available
+    from minict.runflags import capability_set
+
     config = image_config.get("config") or {}
     args = process_args(config, options)
     image_env = [e for e in (config.get("Env") or []) if isinstance(e, str) and "=" in e]
@@ -115,38 +173,79 @@ def generate(image_config: dict, options: RunOptions, hostname: str, files: dict
         raise InvalidArgument(f"invalid --network {options.network!r}: use host or none")
 
     mounts = default_mounts()
+    if options.privileged:
+        mounts[-1]["options"] = ["nosuid", "noexec", "nodev", "rw"]
     for destination, source in files.items():
         mounts.append({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "rprivate"]})
+    # Parents before children, so a mount on /data/cache lands inside the one on /data.
+    mounts += sorted(user_mounts or [], key=lambda m: m["destination"].count("/"))
 
     annotations = {}
     if overlay is not None:
         annotations[OVERLAY_ANNOTATION] = json.dumps(overlay)
     if user:
         annotations[USER_ANNOTATION] = user
+    if options.init:
+        annotations[INIT_ANNOTATION] = "true"
+    stop_signal = options.stop_signal or config.get("StopSignal")
+    if stop_signal:
+        annotations[STOP_SIGNAL_ANNOTATION] = str(stop_signal)
+    if options.stop_timeout is not None:
+        annotations[STOP_TIMEOUT_ANNOTATION] = str(options.stop_timeout)
 
+    default_caps = available() if options.privileged else list(DEFAULT_CAPABILITIES)
+    capabilities = capability_set(default_caps, options.cap_add, options.cap_drop)
+    process = {
+        "terminal": options.terminal,
+        "user": {"uid": 0, "gid": 0},
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {"bounding": capabilities, "effective": capabilities, "permitted": capabilities},
+        "noNewPrivileges": options.no_new_privileges,
+    }
+    if options.ulimits:
+        process["rlimits"] = list(options.ulimits)
+    linux: dict = {
+        "namespaces": namespaces,
+        "maskedPaths": [] if options.privileged else list(MASKED_PATHS),
+        "readonlyPaths": [] if options.privileged else list(READONLY_PATHS),
+        "rootfsPropagation": "rprivate",
+    }
+    if options.privileged:
+        linux["devices"] = host_devices()
+    if cgroups_path:
+        linux["cgroupsPath"] = cgroups_path
+        linux["resources"] = dict(options.resources)
     return {
         "ociVersion": OCI_VERSION,
-        "process": {
-            "terminal": options.terminal,
-            "user": {"uid": 0, "gid": 0},
-            "args": args,
-            "env": env,
-            "cwd": cwd,
-            "capabilities": {
-                "bounding": list(DEFAULT_CAPABILITIES),
-                "effective": list(DEFAULT_CAPABILITIES),
-                "permitted": list(DEFAULT_CAPABILITIES),
-            },
-            "noNewPrivileges": False,
-        },
-        "root": {"path": "rootfs", "readonly": False},
+        "process": process,
+        "root": {"path": "rootfs", "readonly": options.read_only},
         "hostname": hostname,
         "mounts": mounts,
         "annotations": annotations,
-        "linux": {
-            "namespaces": namespaces,
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-            "rootfsPropagation": "rprivate",
-        },
+        "linux": linux,
     }
+
+
+def host_devices() -> list[dict]:
+    """The host's device nodes, for --privileged (docker gives such a container all of them)."""
+    import os
+    import stat
+
+    devices = []
+    for directory, subdirectories, files in os.walk("/dev"):
+        subdirectories[:] = [d for d in subdirectories if d not in ("pts", "shm", "mqueue", "fd")]
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
+                if path in ("/dev/console", "/dev/ptmx", "/dev/tty"):
+                    continue  # the container gets its own
+                devices.append({"path": path, "type": "c" if stat.S_ISCHR(info.st_mode) else "b",
+                                "major": os.major(info.st_rdev), "minor": os.minor(info.st_rdev),
+                                "fileMode": stat.S_IMODE(info.st_mode), "uid": info.st_uid, "gid": info.st_gid})
+    return devices

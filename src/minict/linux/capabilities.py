@@ -56,6 +56,16 @@ def last_cap() -> int:
         return len(NAMES) - 1
 
 
+def available() -> list[str]:
+    """The capabilities this process may hand on: its bounding set (root may lack some, in a container)."""
+    with open("/proc/self/status") as file:
+        for line in file:
+            if line.startswith("CapBnd:"):
+                bits = int(line.split()[1], 16)
+                return [name for number, name in enumerate(NAMES[:last_cap() + 1]) if bits >> number & 1]
+    return NAMES[:last_cap() + 1]
+
+
 def parse(name: str) -> int:
     """Return the number of a capability given as CAP_X or X, in any case."""
     key = name.upper()

@@ -46,6 +46,7 @@ STATUS_NOT_FOUND = 127
 
 OVERLAY_ANNOTATION = "org.minict.rootfs.overlay"
 USER_ANNOTATION = "org.minict.user"
+INIT_ANNOTATION = "org.minict.init"
 
 NAMESPACE_FLAGS = {
     "pid": sc.CLONE_NEWPID, "network": sc.CLONE_NEWNET, "mount": sc.CLONE_NEWNS, "ipc": sc.CLONE_NEWIPC,
@@ -229,8 +230,10 @@ def set_rlimits(process: dict, trace: Tracer) -> None:
             raise SetupError(f"unknown rlimit type {kind!r} in config.json")
         values = (limit.get("soft", 0), limit.get("hard", 0))
         trace(f"setrlimit({kind}, soft={values[0]}, hard={values[1]})", "resource limit from the spec")
+        # OCI writes "unlimited" as the largest uint64; Python's resource module calls it RLIM_INFINITY.
+        numbers = tuple(resource.RLIM_INFINITY if v >= (1 << 63) - 1 else v for v in values)
         try:
-            resource.setrlimit(RLIMITS[kind], values)
+            resource.setrlimit(RLIMITS[kind], numbers)
         except (ValueError, OSError) as error:
             raise SetupError(f"setrlimit {kind} soft={values[0]} hard={values[1]}: {error}; raising a hard limit "
                              "needs CAP_SYS_RESOURCE") from error
@@ -304,7 +307,7 @@ def prepare_cwd(process: dict, trace: Tracer) -> None:
         os.makedirs(cwd, 0o755)
 
 
-def setup_terminal(console_socket: socket.socket, trace: Tracer) -> None:
+def setup_terminal(console_socket: socket.socket, trace: Tracer, console: bool = True) -> None:
     """Open a pty in the container's own devpts, send its master to the launcher, and make it our terminal."""
     trace("open('/dev/ptmx', O_RDWR|O_NOCTTY)", "a pseudo-terminal from the container's own devpts instance")
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
@@ -317,10 +320,11 @@ def setup_terminal(console_socket: socket.socket, trace: Tracer) -> None:
     os.close(master)
     console_socket.recv(1)  # the launcher has set the window size; the command must see it at once
     console_socket.close()
-    if not os.path.lexists("/dev/console"):
-        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-    trace(f"mount({slave_path!r}, '/dev/console', NULL, MS_BIND)", "the terminal is also the container's console")
-    sc.mount(slave_path, "/dev/console", None, sc.MS_BIND)
+    if console:
+        if not os.path.lexists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        trace(f"mount({slave_path!r}, '/dev/console', NULL, MS_BIND)", "the terminal is also the container's console")
+        sc.mount(slave_path, "/dev/console", None, sc.MS_BIND)
     trace("setsid(); ioctl(TIOCSCTTY)", "a new session whose controlling terminal is the pty")
     os.setsid()
     fcntl.ioctl(slave, 0x540E, 0)  # TIOCSCTTY
@@ -330,13 +334,18 @@ def setup_terminal(console_socket: socket.socket, trace: Tracer) -> None:
 
 
 def container_init(spec: dict, bundle: str, error_fd: int, console_socket: socket.socket | None,
-                   trace: Tracer) -> None:
+                   trace: Tracer, cgroup=None) -> None:
     """Run the setup steps and execve the container's command; never returns."""
     try:
         for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                        signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         process = spec.get("process") or {}
+        if cgroup is not None:
+            trace(f"write {cgroup.path}/cgroup.procs <- 0 ({cgroup.version})",
+                  "enter the container's cgroup first: its limits then cover every later process, and the "
+                  "cgroup namespace made next has this cgroup as its root")
+            cgroup.join()
         enter_namespaces(spec, trace)
         root = spec.get("root", {})
         rootfs = root.get("path", "rootfs")
@@ -382,6 +391,8 @@ def container_init(spec: dict, bundle: str, error_fd: int, console_socket: socke
         executable = find_executable(args[0], env)
         _close_inherited_fds(error_fd)
         switch_user(process, trace)
+        if spec.get("annotations", {}).get(INIT_ANNOTATION) == "true":
+            run_as_init(executable, args, env, error_fd, trace)
         trace(f"execve({executable!r}, {args!r}, env[{len(env)}])", "replace this process with the container's command")
         try:
             os.execve(executable, args, dict(_split_env(env)))
@@ -393,6 +404,55 @@ def container_init(spec: dict, bundle: str, error_fd: int, console_socket: socke
         _report(error_fd, STATUS_SETUP_FAILED, str(error) if error.filename is None else f"{error.strerror}: {error.filename}")
     except BaseException as error:  # report anything to the launcher rather than die silently
         _report(error_fd, STATUS_SETUP_FAILED, f"{error.__class__.__name__}: {error}")
+
+
+def run_as_init(executable: str, args: list[str], env: list[str], error_fd: int, trace: Tracer) -> None:
+    """--init: stay PID 1, run the command as a child, forward signals to it and reap every orphan.
+
+    A command that is not written to be PID 1 neither reaps the orphans the
+    kernel hands to it (they stay zombies) nor has handlers for SIGTERM (which
+    PID 1 then ignores). This loop does both, then exits with the command's
+    status. Signals are blocked and taken with sigwaitinfo, so none is lost
+    between two waits.
+    """
+    caught = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, caught)
+    trace("fork(); the parent stays PID 1 as a reaper", "--init: PID 1 forwards signals and reaps zombies")
+    pid = os.fork()
+    if pid == 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        trace(f"execve({executable!r}, {args!r}, env[{len(env)}])", "the container's command, as PID 2")
+        try:
+            os.execve(executable, args, dict(_split_env(env)))
+        except OSError as error:
+            exec_error = _exec_error(executable, error)
+            _report(error_fd, exec_error.status, str(exec_error))
+    # The reaper never calls execve, so close-on-exec never closes what it
+    # inherited; close it all, or a waiting reader (the error pipe, the
+    # monitor's ready pipe) would wait for the reaper's exit.
+    os.closerange(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
+    try:
+        with open("/proc/self/comm", "w") as file:
+            file.write("minict-init")
+    except OSError:
+        pass
+    while True:
+        info = signal.sigwaitinfo(caught)
+        if info.si_signo != signal.SIGCHLD:
+            try:
+                os.kill(pid, info.si_signo)
+            except ProcessLookupError:
+                pass
+            continue
+        while True:
+            try:
+                reaped, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                os._exit(STATUS_SETUP_FAILED)
+            if reaped == 0:
+                break
+            if reaped == pid:
+                os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
 def _close_inherited_fds(keep: int) -> None:

@@ -53,11 +53,45 @@ def start(spec: dict, bundle: str, *, explain: bool = False, terminal: bool = Fa
 
     With `terminal`, the init opens a pty inside the container and sends its
     master here over a socket pair. Raises ContainerStartError with the
-    init's message when setup fails.
+    init's message when setup fails. Creates the container's cgroup first
+    when the spec names one.
     """
+    trace = Tracer(explain)
+    cgroup = create_cgroup(spec, trace)
+    try:
+        return _start(spec, bundle, trace, terminal, cgroup)
+    except BaseException:
+        if cgroup is not None:
+            try:
+                cgroup.remove()
+            except Exception:
+                pass  # the start error is the one to report
+        raise
+
+
+def create_cgroup(spec: dict, trace: Tracer):
+    """Create the cgroup config.json names in linux.cgroupsPath, with its limits; None when it names none."""
+    from minict.runtime import cgroups
+
+    linux = spec.get("linux") or {}
+    path = linux.get("cgroupsPath")
+    if not path:
+        return None
+    try:
+        cgroup = cgroups.open_cgroup(path)
+        trace(f"mkdir {path} in the {cgroup.version} cgroup tree; write the limits",
+              "a cgroup of its own lets minict limit, freeze, count and kill every process of the container")
+        cgroup.create(linux.get("resources") or {})
+    except cgroups.CgroupError as error:
+        raise ContainerStartError(f"cgroup {path}: {error}", STATUS_SETUP_FAILED) from None
+    except OSError as error:
+        raise ContainerStartError(f"cgroup {path}: {error}", STATUS_SETUP_FAILED) from None
+    return cgroup
+
+
+def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup) -> tuple[int, int | None]:
     import socket
 
-    trace = Tracer(explain)
     pid_namespace = _wants_new_pid_namespace(spec)
     if pid_namespace is True:
         trace("unshare(CLONE_NEWPID)", "the next child of minict becomes PID 1 of a new PID namespace")
@@ -79,7 +113,7 @@ def start(spec: dict, bundle: str, *, explain: bool = False, terminal: bool = Fa
         os.close(error_read)
         if console_parent is not None:
             console_parent.close()
-        container_init(spec, bundle, error_write, console_child, trace)
+        container_init(spec, bundle, error_write, console_child, trace, cgroup)
         os._exit(STATUS_SETUP_FAILED)  # container_init never returns; this is a guard
     os.close(error_write)
     master = None

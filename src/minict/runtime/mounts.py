@@ -39,6 +39,10 @@ _REMOUNT_FLAGS = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.
                   | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
 
 
+# Marks a bind mount of a named or anonymous volume: fill it from the image when it is empty.
+COPY_UP_OPTION = "x-minict.copyup"
+
+
 @dataclass
 class MountOptions:
     flags: int
@@ -59,13 +63,13 @@ def parse_options(options: list[str]) -> MountOptions:
             flags = (flags | set_flags) & ~clear_flags
         elif option in _PROPAGATION_OPTIONS:
             propagation.append(_PROPAGATION_OPTIONS[option])
-        elif option == "tmpcopyup":
-            copy_up = True
+        elif option in ("tmpcopyup", "notmpcopyup"):
+            copy_up = option == "tmpcopyup"
         elif option.startswith("x-") or option in ("rro", "rrw", "idmap", "ridmap"):
             continue  # userspace hints and recursive or idmapped options minict does not implement
         else:
             data.append(option)
-    return MountOptions(flags, propagation, ",".join(data))
+    return MountOptions(flags, propagation, ",".join(data), copy_up)
 
 
 def describe_flags(flags: int) -> str:
@@ -94,6 +98,7 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
     if not isinstance(destination, str) or not destination:
         raise ValueError(f"mount {entry!r} has no destination")
     options = parse_options(list(entry.get("options") or []))
+    fill_from_image = COPY_UP_OPTION in (entry.get("options") or [])
     fstype = entry.get("type") or None
     source = entry.get("source") or fstype or "none"
     bind = bool(options.flags & sc.MS_BIND) or fstype == "bind"
@@ -106,6 +111,8 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
             source_is_dir = stat.S_ISDIR(os.stat(source).st_mode)
         except FileNotFoundError:
             raise OSError(errno.ENOENT, f"bind mount source {source} for {destination} does not exist") from None
+        if fill_from_image and source_is_dir:
+            _fill_volume(target, source, destination, trace)
         _create_mountpoint(target, source_is_dir)
         flags = sc.MS_BIND | (options.flags & sc.MS_REC)
         trace(f"mount({source!r}, {target!r}, NULL, {describe_flags(flags)})", f"bind {destination} into the container")
@@ -116,6 +123,8 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
             trace(f"mount(NULL, {target!r}, NULL, {describe_flags(flags)})",
                   "a bind mount takes ro, nosuid, nodev and noexec only when remounted")
             sc.mount(None, target, None, flags)
+    elif options.copy_up and _has_entries(target):
+        _mount_with_copy_up(source, target, fstype, options, destination, trace)
     else:
         _create_mountpoint(target, True)
         flags = options.flags & ~sc.MS_BIND
@@ -132,10 +141,53 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
             trace(f"mount({host!r}, {target!r}, NULL, MS_BIND|MS_REC)", f"new {fstype} not permitted; bind the host's")
             sc.mount(host, target, None, sc.MS_BIND | sc.MS_REC)
             sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | (flags & _REMOUNT_FLAGS))
-        # NOTE: "tmpcopyup" is parsed (options.copy_up) but the image's files are not copied into the tmpfs yet.
     for propagation in options.propagation:
         trace(f"mount(NULL, {target!r}, NULL, {describe_flags(propagation)})", "propagation of this mount")
         sc.mount(None, target, None, propagation)
+
+
+def _has_entries(path: str) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return any(True for _ in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _copy_contents(source: str, target: str, trace, why: str) -> None:
+    """cp -a the contents of `source` into `target` and give `target` the owner and mode of `source`."""
+    from minict.fsutil import copy_tree
+
+    trace(f"cp -a {source}/. {target}/", why)
+    copy_tree(source, target)
+    info = os.stat(source)
+    os.chown(target, info.st_uid, info.st_gid)
+    os.chmod(target, stat.S_IMODE(info.st_mode))
+
+
+def _fill_volume(target: str, volume: str, destination: str, trace) -> None:
+    """Docker's rule for volumes: an empty volume takes a copy of what the image has at the mount point."""
+    if not os.path.isdir(target) or os.path.islink(target) or _has_entries(volume) or not _has_entries(target):
+        return
+    _copy_contents(target, volume, trace, f"the volume for {destination} is empty: fill it from the image")
+
+
+def _mount_with_copy_up(source: str, target: str, fstype: str | None, options: MountOptions, destination: str,
+                        trace) -> None:
+    """tmpcopyup: mount the tmpfs aside, copy the image's files into it, then move it onto the target."""
+    import tempfile
+
+    staging = tempfile.mkdtemp(prefix="minict-copyup-")
+    try:
+        flags = options.flags & ~sc.MS_BIND
+        sc.mount(source, staging, fstype, flags & ~sc.MS_RDONLY, options.data or None)
+        _copy_contents(target, staging, trace, f"tmpcopyup: the tmpfs at {destination} starts with the image's files")
+        if flags & sc.MS_RDONLY:
+            sc.mount(None, staging, None, sc.MS_REMOUNT | flags, options.data or None)
+        trace(f"mount({staging!r}, {target!r}, NULL, MS_MOVE)", "put the filled tmpfs in place")
+        sc.mount(staging, target, None, sc.MS_MOVE)
+    finally:
+        os.rmdir(staging)
 
 
 # Device nodes every container gets, as the OCI runtime spec lists them.

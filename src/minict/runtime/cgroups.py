@@ -1,0 +1,321 @@
+"""Control groups: create a container's cgroup, apply its limits, freeze it, read OOM kills.
+
+Linux has two cgroup layouts and minict works on both:
+
+- v2 (unified): one tree, usually at /sys/fs/cgroup, where a cgroup is one
+  directory holding every controller's files (memory.max, pids.max, ...).
+  A controller works in a child only if the parent lists it in
+  cgroup.subtree_control.
+- v1: one tree per controller (/sys/fs/cgroup/memory, /sys/fs/cgroup/pids,
+  ...), so a container has one directory in each tree.
+
+The layout is detected from /proc/self/mountinfo at run time. Both classes
+take their mount points as arguments, so tests can point them at a fake tree
+in a temporary directory.
+
+Limits come from the OCI `linux.resources` object, so `minict run` and a
+config.json written by another engine go through the same code.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+# v1 controllers minict creates a directory in. devices, blkio and hugetlb are
+# left to the parent's settings, which allow everything.
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
+
+
+class CgroupError(Exception):
+    pass
+
+
+def _write(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as file:
+            file.write(value)
+    except OSError as error:
+        raise CgroupError(f"cannot write {value!r} to {path}: {error.strerror}") from None
+
+
+def _read(path: str) -> str:
+    with open(path) as file:
+        return file.read().strip()
+
+
+def _read_or_empty(path: str) -> str:
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        return ""
+
+
+def _flat_keyed(path: str) -> dict[str, int]:
+    """Parse a file of "key value" lines, such as memory.events or memory.oom_control."""
+    values = {}
+    try:
+        text = _read(path)
+    except OSError:
+        return values
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            values[parts[0]] = int(parts[1])
+    return values
+
+
+def cpu_weight(shares: int) -> int:
+    """Map v1 cpu.shares (2..262144) onto v2 cpu.weight (1..10000), linearly, as runc and crun do."""
+    shares = min(max(shares, 2), 262144)
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def mounts_from_mountinfo(text: str) -> tuple[str, dict[str, str]]:
+    """Return ("v2", {"": root}) or ("v1", {controller: mount point}) from mountinfo text.
+
+    The unified tree counts only when it is mounted on /sys/fs/cgroup itself. A
+    hybrid host (v1 controllers plus an empty cgroup2 at /sys/fs/cgroup/unified)
+    is treated as v1, because every controller lives in the v1 trees.
+    """
+    v1: dict[str, str] = {}
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        rest = right.split()
+        if len(fields) < 5 or len(rest) < 3:
+            continue
+        mount_point = fields[4].replace("\\040", " ")
+        fstype = rest[0]
+        if fstype == "cgroup2" and mount_point == CGROUP_ROOT:
+            return "v2", {"": mount_point}
+        if fstype == "cgroup":
+            for option in rest[2].split(","):
+                if option in V1_CONTROLLERS:
+                    v1.setdefault(option, mount_point)
+    if not v1:
+        raise CgroupError("no cgroup file system is mounted at /sys/fs/cgroup; mount cgroup2 there "
+                          "(mount -t cgroup2 none /sys/fs/cgroup) or run without resource limits")
+    return "v1", v1
+
+
+def detect() -> tuple[str, dict[str, str]]:
+    with open("/proc/self/mountinfo") as file:
+        return mounts_from_mountinfo(file.read())
+
+
+class Cgroup:
+    """A container's cgroup, at `path` (such as /minict/<id>) below each mount."""
+
+    version = ""
+
+    def __init__(self, mounts: dict[str, str], path: str):
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise CgroupError(f"invalid cgroups path {path!r}: it must be absolute, without '..'")
+        self.mounts = mounts
+        self.path = path
+
+    def directories(self) -> list[str]:
+        seen = []
+        for mount in self.mounts.values():
+            directory = os.path.join(mount, self.path.lstrip("/"))
+            if directory not in seen:
+                seen.append(directory)
+        return seen
+
+    def join(self, pid: int = 0) -> None:
+        """Move `pid` (0: the calling process) into the cgroup."""
+        for directory in self.directories():
+            _write(os.path.join(directory, "cgroup.procs"), str(pid))
+
+    def pids(self) -> list[int]:
+        pids: set[int] = set()
+        for directory in self.directories():
+            try:
+                pids.update(int(line) for line in _read(os.path.join(directory, "cgroup.procs")).split())
+            except OSError:
+                continue
+        return sorted(pids)
+
+    def remove(self, timeout: float = 2.0) -> None:
+        """Delete the cgroup directories; processes still exiting make rmdir fail with EBUSY for a moment."""
+        deadline = time.monotonic() + timeout
+        for directory in self.directories():
+            while True:
+                try:
+                    os.rmdir(directory)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as error:
+                    if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise CgroupError(f"cannot remove cgroup {directory}: {error.strerror}") from None
+                    time.sleep(0.01)
+
+
+class CgroupV1(Cgroup):
+    version = "v1"
+
+    def _dir(self, controller: str) -> str | None:
+        mount = self.mounts.get(controller)
+        return os.path.join(mount, self.path.lstrip("/")) if mount else None
+
+    def create(self, resources: dict | None = None) -> None:
+        for directory in self.directories():
+            os.makedirs(directory, 0o755, exist_ok=True)
+        cpuset = self._dir("cpuset")
+        if cpuset:
+            # A new v1 cpuset starts empty and takes no task until it has cpus
+            # and mems, so fill both from the nearest ancestor that has them.
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                self._inherit_cpuset(cpuset, name)
+        self.apply(resources or {})
+
+    def _inherit_cpuset(self, directory: str, name: str) -> None:
+        """Copy cpuset.cpus or cpuset.mems down from the mount point to `directory`, filling empty levels."""
+        current = self.mounts["cpuset"]
+        value = _read_or_empty(os.path.join(current, name))
+        for part in os.path.relpath(directory, current).split("/"):
+            current = os.path.join(current, part)
+            own = _read_or_empty(os.path.join(current, name))
+            if own:
+                value = own
+            else:
+                _write(os.path.join(current, name), value)
+
+    def apply(self, resources: dict) -> None:
+        memory = resources.get("memory") or {}
+        directory = self._dir("memory")
+        if directory and memory:
+            if memory.get("limit") is not None:
+                _write(os.path.join(directory, "memory.limit_in_bytes"), str(memory["limit"]))
+            if memory.get("swap") is not None:
+                path = os.path.join(directory, "memory.memsw.limit_in_bytes")
+                if not os.path.exists(path):
+                    raise CgroupError("this kernel has no swap accounting (memory.memsw.limit_in_bytes is missing); "
+                                      "drop --memory-swap, or boot with swapaccount=1")
+                _write(path, str(memory["swap"]))
+            if memory.get("reservation") is not None:
+                _write(os.path.join(directory, "memory.soft_limit_in_bytes"), str(memory["reservation"]))
+            if memory.get("swappiness") is not None:
+                _write(os.path.join(directory, "memory.swappiness"), str(memory["swappiness"]))
+            if memory.get("disableOOMKiller"):
+                _write(os.path.join(directory, "memory.oom_control"), "1")
+        cpu = resources.get("cpu") or {}
+        directory = self._dir("cpu")
+        if directory and cpu:
+            if cpu.get("shares") is not None:
+                _write(os.path.join(directory, "cpu.shares"), str(cpu["shares"]))
+            if cpu.get("period") is not None:
+                _write(os.path.join(directory, "cpu.cfs_period_us"), str(cpu["period"]))
+            if cpu.get("quota") is not None:
+                _write(os.path.join(directory, "cpu.cfs_quota_us"), str(cpu["quota"]))
+        directory = self._dir("cpuset")
+        if directory:
+            if cpu.get("cpus"):
+                _write(os.path.join(directory, "cpuset.cpus"), cpu["cpus"])
+            if cpu.get("mems"):
+                _write(os.path.join(directory, "cpuset.mems"), cpu["mems"])
+        pids = resources.get("pids") or {}
+        directory = self._dir("pids")
+        if directory and pids.get("limit") is not None:
+            limit = pids["limit"]
+            _write(os.path.join(directory, "pids.max"), "max" if limit <= 0 else str(limit))
+
+    def freeze(self, frozen: bool, timeout: float = 5.0) -> None:
+        directory = self._dir("freezer")
+        if directory is None:
+            raise CgroupError("the freezer controller is not mounted; pause needs it")
+        want = "FROZEN" if frozen else "THAWED"
+        deadline = time.monotonic() + timeout
+        while True:
+            _write(os.path.join(directory, "freezer.state"), want)
+            if _read(os.path.join(directory, "freezer.state")) == want:
+                return
+            if time.monotonic() > deadline:
+                raise CgroupError(f"the cgroup did not become {want} within {timeout} seconds")
+            time.sleep(0.01)
+
+    def oom_kills(self) -> int:
+        directory = self._dir("memory")
+        return _flat_keyed(os.path.join(directory, "memory.oom_control")).get("oom_kill", 0) if directory else 0
+
+
+class CgroupV2(Cgroup):
+    version = "v2"
+
+    @property
+    def directory(self) -> str:
+        return os.path.join(self.mounts[""], self.path.lstrip("/"))
+
+    def create(self, resources: dict | None = None) -> None:
+        root = self.mounts[""]
+        parts = self.path.strip("/").split("/")
+        current = root
+        # Each ancestor must delegate the controllers to its children through
+        # cgroup.subtree_control, from the root down to the container's parent.
+        for part in parts:
+            self._enable_controllers(current)
+            current = os.path.join(current, part)
+            os.makedirs(current, 0o755, exist_ok=True)
+        self.apply(resources or {})
+
+    @staticmethod
+    def _enable_controllers(directory: str) -> None:
+        try:
+            available = _read(os.path.join(directory, "cgroup.controllers")).split()
+            enabled = _read(os.path.join(directory, "cgroup.subtree_control")).split()
+        except OSError:
+            return
+        missing = [c for c in V2_CONTROLLERS if c in available and c not in enabled]
+        if missing:
+            _write(os.path.join(directory, "cgroup.subtree_control"), " ".join(f"+{c}" for c in missing))
+
+    def apply(self, resources: dict) -> None:
+        directory = self.directory
+        memory = resources.get("memory") or {}
+        if memory.get("limit") is not None:
+            limit = memory["limit"]
+            _write(os.path.join(directory, "memory.max"), "max" if limit < 0 else str(limit))
+            if memory.get("swap") is not None:
+                # OCI's swap is memory plus swap (the v1 meaning); v2 limits swap alone.
+                swap = memory["swap"]
+                _write(os.path.join(directory, "memory.swap.max"), "max" if swap < 0 else str(max(swap - limit, 0)))
+        if memory.get("reservation") is not None:
+            _write(os.path.join(directory, "memory.low"), str(memory["reservation"]))
+        cpu = resources.get("cpu") or {}
+        if cpu.get("shares") is not None:
+            _write(os.path.join(directory, "cpu.weight"), str(cpu_weight(cpu["shares"])))
+        if cpu.get("quota") is not None or cpu.get("period") is not None:
+            quota = cpu.get("quota")
+            period = cpu.get("period") or 100000
+            _write(os.path.join(directory, "cpu.max"),
+                   f"{'max' if quota is None or quota < 0 else quota} {period}")
+        if cpu.get("cpus"):
+            _write(os.path.join(directory, "cpuset.cpus"), cpu["cpus"])
+        if cpu.get("mems"):
+            _write(os.path.join(directory, "cpuset.mems"), cpu["mems"])
+        pids = resources.get("pids") or {}
+        if pids.get("limit") is not None:
+            limit = pids["limit"]
+            _write(os.path.join(directory, "pids.max"), "max" if limit <= 0 else str(limit))
+
+    def freeze(self, frozen: bool, timeout: float = 5.0) -> None:
+        _write(os.path.join(self.directory, "cgroup.freeze"), "1" if frozen else "0")
+        deadline = time.monotonic() + timeout
+        while _flat_keyed(os.path.join(self.directory, "cgroup.events")).get("frozen", int(frozen)) != int(frozen):
+            if time.monotonic() > deadline:
+                raise CgroupError(f"the cgroup did not {'freeze' if frozen else 'thaw'} within {timeout} seconds")
+            time.sleep(0.01)
+
+    def oom_kills(self) -> int:
+        return _flat_keyed(os.path.join(self.directory, "memory.events")).get("oom_kill", 0)
+
+
+def open_cgroup(path: str, layout: tuple[str, dict[str, str]] | None = None) -> Cgroup:
+    """Return the cgroup at `path` for this host's layout (or the given one)."""
+    version, mounts = layout or detect()
+    return CgroupV2(mounts, path) if version == "v2" else CgroupV1(mounts, path)
