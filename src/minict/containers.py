@@ -130,7 +130,7 @@ def create(store: Store, name: str, image_text: str, options, pull_policy: str =
     used_volumes: list[dict] = []
     try:
         # The volume lock is held until the container's record is in place,
-        # so `volume rm` either sees this container as a user or runs first.
+        # so `volume rm` either finds this container among the users or runs first.
         with file_lock(store.gc_lock, shared=True), file_lock(volumes.lock_path(store)):
             content = ContentStore(store)
             image_config = json.loads(content.read(record["config"]["digest"]))
@@ -548,16 +548,21 @@ def pause(store: Store, name: str, paused: bool = True) -> None:
         try:
             cgroup.freeze(paused)
         except CgroupError as error:
-            raise MinictError(f"cannot {'pause' if paused else 'unpause'} {name!r}: {error}") from None
+            raise MinictError(f"failed to {'pause' if paused else 'unpause'} {name!r}: {error}") from None
         transition(directory, "paused" if paused else "running")
 
 
 def wait(store: Store, name: str) -> int | None:
-    """Block until the container is not running; return its exit status (None when unknown)."""
+    """Block until the container has run and exited; return its exit status (None when unknown).
+
+    As in docker, a created container that never started is waited for too.
+    """
     directory, _, _ = load(store, name)
     while True:
+        if not os.path.exists(os.path.join(directory, CONTAINER_RECORD)):
+            raise NotFound(f"container {name!r} was removed before its exit status could be read")
         state = settle(directory, read_state(directory))
-        if state.get("status") in ("running", "paused"):
+        if state.get("status") in ("created", "running", "paused"):
             time.sleep(0.05)
             continue
         if state.get("status") == "exited" and state.get("pid"):

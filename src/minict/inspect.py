@@ -1,4 +1,4 @@
-"""What ps, inspect and logs show: container summaries, inspect documents and the log reader."""
+"""Container views for ps, inspect and logs: summaries, inspect documents and the log reader."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from minict.store import Store
 
 
 def human_duration(seconds: float) -> str:
-    """Docker's wording for a span of time: "Less than a second", "About a minute", "3 hours", ..."""
+    """Return docker's wording for a span of time: "Less than a second", "About a minute", "3 hours", ..."""
     if seconds < 1:
         return "Less than a second"
     if seconds < 60:
@@ -64,7 +64,7 @@ def _image_name(record: dict) -> str:
 
 
 def summaries(store: Store) -> list[dict]:
-    """One dict per container, newest first, with the true status (pids checked in /proc)."""
+    """Return one dict per container, newest first, with the true status (pids checked in /proc)."""
     now = time.time()
     rows = []
     for name in list_names(store):
@@ -73,7 +73,7 @@ def summaries(store: Store) -> list[dict]:
             record = read_json(os.path.join(directory, CONTAINER_RECORD))
             spec = read_json(os.path.join(directory, "config.json"))
         except (FileNotFoundError, ValueError):
-            continue  # removed while we looked
+            continue  # removed after the listing
         state = settle(directory, read_state(directory))
         if state.get("status") in ("running", "paused") and not is_running(state):
             state = dict(state, status="exited")
@@ -101,7 +101,7 @@ def _time(value: float | None) -> str:
 
 
 def describe(store: Store, name: str) -> dict:
-    """The inspect document of a container, in docker's field names."""
+    """Build the inspect document of a container, with docker's field names."""
     directory, record, spec = load(store, name)
     state = settle(directory, read_state(directory))
     running = is_running(state)
@@ -119,7 +119,7 @@ def describe(store: Store, name: str) -> dict:
         if destination in volume_names:
             mounts.append({"Type": "volume", "Name": volume_names[destination], "Source": mount["source"],
                            "Destination": destination, "RW": "ro" not in mount.get("options", [])})
-        elif mount.get("type") == "bind" and not destination.startswith("/etc/"):
+        elif mount.get("type") == "bind" and not mount["source"].startswith(directory + os.sep):
             mounts.append({"Type": "bind", "Source": mount["source"], "Destination": destination,
                            "RW": "ro" not in mount.get("options", [])})
         elif mount.get("type") == "tmpfs" and destination not in ("/dev", "/dev/shm"):
@@ -179,7 +179,7 @@ def describe(store: Store, name: str) -> dict:
 
 
 def render_template(template: str, document: dict) -> str:
-    """A small part of Go templates: '{{.A.B}}' and '{{json .A}}', with text around them."""
+    """Render a small part of Go templates: '{{.A.B}}' and '{{json .A}}', with text around them."""
     import re
 
     def field(path: str):

@@ -306,7 +306,7 @@ def parse_env_file(path: str) -> list[str]:
         with open(path, encoding="utf-8") as file:
             lines = file.read().splitlines()
     except OSError as error:
-        raise InvalidArgument(f"cannot read --env-file {path}: {error.strerror}") from None
+        raise InvalidArgument(f"failed to read --env-file {path}: {error.strerror}") from None
     except UnicodeDecodeError:
         raise InvalidArgument(f"invalid --env-file {path}: it is not UTF-8 text") from None
     entries = []
@@ -325,7 +325,7 @@ def parse_env_file(path: str) -> list[str]:
 
 
 def parse_security_opt(text: str) -> bool:
-    """Return True for no-new-privileges; accept the options that have nothing to do here."""
+    """Return True for no-new-privileges. Accept, with no effect, the options for profiles minict does not apply."""
     if text in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
         return True
     if text in ("no-new-privileges:false", "no-new-privileges=false"):
@@ -333,5 +333,5 @@ def parse_security_opt(text: str) -> bool:
     if text in ("seccomp=unconfined", "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined",
                 "label=disable", "label:disable"):
         return False  # minict applies no seccomp, AppArmor or SELinux profile yet; see docs/security.md
-    raise InvalidArgument(f"unsupported --security-opt {text!r}: minict knows no-new-privileges, "
+    raise InvalidArgument(f"unsupported --security-opt {text!r}: minict supports no-new-privileges, "
                           "and seccomp=unconfined, apparmor=unconfined, label=disable (which change nothing here)")

@@ -76,7 +76,7 @@ def is_running(state: dict) -> bool:
 
 
 def transition(directory: str, wanted: str, **fields) -> dict:
-    """Move the state to `wanted` with `fields` (the caller holds the lock); return the new state."""
+    """Move the state to `wanted` with `fields` and return the new state. The caller must hold the lock."""
     state = read_state(directory)
     current = state.get("status", "created")
     if wanted not in TRANSITIONS.get(current, set()):

@@ -71,7 +71,7 @@ def create(store: Store, name: str) -> str:
     with file_lock(lock_path(store)):
         _, created = ensure(store, name)
     if not created:
-        raise AlreadyExists(f"volume {name!r} already exists")
+        raise AlreadyExists(f"volume {name!r} already exists; use it with -v {name}:/path, or choose another name")
     return name
 
 
@@ -105,7 +105,7 @@ def users(store: Store) -> dict[str, list[str]]:
 
 
 def remove(store: Store, names: list[str], force: bool = False) -> list[str]:
-    """Remove volumes no container uses; errors name the users. Returns the removed names."""
+    """Remove volumes that no container uses and return their names. The error for a used one names its users."""
     from minict.fsutil import file_lock
 
     removed = []

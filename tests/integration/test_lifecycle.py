@@ -67,11 +67,14 @@ def test_detached_service_ps_exec_logs_stop(box, root):
     container_id = ok(["run", "-d", "--name", "svc", box, "sh", "-c", script], root).strip()
     assert re.fullmatch(r"[0-9a-f]{64}", container_id)
     row = ps_row(root, "svc", all_=False)
-    assert row["State"] == "running" and row["Status"].startswith("Up ")
-    assert row["Id"] == container_id and row["Command"] == ["sh", "-c", script]
+    assert row["State"] == "running"
+    assert row["Status"].startswith("Up ")
+    assert row["Id"] == container_id
+    assert row["Command"] == ["sh", "-c", script]
     table = ok(["ps"], root).splitlines()
     assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
-    assert table[1].startswith(container_id[:12]) and table[1].endswith("svc")
+    assert table[1].startswith(container_id[:12])
+    assert table[1].endswith("svc")
 
     result = run_minict(["exec", "svc", "sh", "-c", "echo inside $HOSTNAME; pwd; exit 3"], root)
     assert (result.returncode, result.stdout) == (3, "inside svc\n/\n")
@@ -79,7 +82,8 @@ def test_detached_service_ps_exec_logs_stop(box, root):
                         root)
     assert result.stdout == "1 /tmp 65534\n", result.stderr
     result = run_minict(["exec", "svc", "nonexistent-command"], root)
-    assert result.returncode == 127 and "executable file not found" in result.stderr
+    assert result.returncode == 127
+    assert "executable file not found" in result.stderr
     # The exec'd process is in the container's PID namespace and cgroup, under its root.
     pid = state(root, "svc")["pid"]
     listing = ok(["exec", "svc", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo"], root)
@@ -97,7 +101,9 @@ def test_detached_service_ps_exec_logs_stop(box, root):
     assert ok(["stop", "-t", "20", "svc"], root) == "svc\n"
     assert time.monotonic() - started < 5, "stop waited although the process handled SIGTERM"
     row = ps_row(root, "svc")
-    assert row["State"] == "exited" and row["ExitCode"] == 0 and row["Status"].startswith("Exited (0) ")
+    assert row["State"] == "exited"
+    assert row["ExitCode"] == 0
+    assert row["Status"].startswith("Exited (0) ")
     assert ps_row(root, "svc", all_=False) is None
     assert ok(["logs", "svc"], root) == "ready\nstopping\n"
     assert ok(["wait", "svc"], root) == "0\n"
@@ -113,7 +119,8 @@ def test_stop_escalates_to_sigkill(box, root):
     elapsed = time.monotonic() - started
     assert 1 <= elapsed < 6
     document = json.loads(ok(["inspect", "stubborn"], root))[0]
-    assert document["State"]["Status"] == "exited" and document["State"]["ExitCode"] == 137
+    assert document["State"]["Status"] == "exited"
+    assert document["State"]["ExitCode"] == 137
     assert ok(["stop", "stubborn"], root) == "stubborn\n"  # stopping a stopped container is not an error
 
 
@@ -127,7 +134,8 @@ def test_logs_follow_and_tail(box, root):
     assert ok(["logs", "--tail", "2", "talker"], root) == "line 3\nline 4\n"
     assert ok(["logs", "--tail", "0", "talker"], root) == ""
     result = run_minict(["logs", "--tail", "-1", "talker"], root)
-    assert result.returncode == 1 and "invalid --tail" in result.stderr
+    assert result.returncode == 1
+    assert "invalid --tail" in result.stderr
 
 
 def test_chatty_container_log_is_bounded(box, root):
@@ -214,7 +222,8 @@ def test_named_volume_keeps_data_and_is_filled_from_the_image(box, root):
     assert "passwd" in listing.split()
     assert ok(["run", "--rm", "-v", "conf:/etc:ro", box, "cat", "/etc/note"], root) == "saved\n"
     result = run_minict(["run", "--rm", "-v", "conf:/etc:ro", box, "sh", "-c", "echo x > /etc/other"], root)
-    assert result.returncode == 1 and "Read-only file system" in result.stderr
+    assert result.returncode == 1
+    assert "Read-only file system" in result.stderr
     # nocopy: an empty volume stays empty.
     assert ok(["run", "--rm", "--mount", "type=volume,source=bare,target=/etc,volume-nocopy", box, "ls", "-A", "/etc"],
               root) == ""
@@ -222,7 +231,8 @@ def test_named_volume_keeps_data_and_is_filled_from_the_image(box, root):
     assert sorted(r["name"] for r in records) == ["bare", "conf"]
     ok(["run", "-d", "--name", "user", "-v", "conf:/data", box, "sleep", "100"], root)
     result = run_minict(["volume", "rm", "conf"], root)
-    assert result.returncode == 1 and "in use by container user" in result.stderr
+    assert result.returncode == 1
+    assert "in use by container user" in result.stderr
     ok(["rm", "-f", "user"], root)
     assert ok(["volume", "rm", "conf"], root) == "conf\n"
     assert ok(["volume", "prune", "-a"], root) == "bare\nRemoved 1 volume\n"
@@ -278,9 +288,11 @@ def test_pause_and_unpause(box, root):
     time.sleep(0.5)
     assert ok(["logs", "counter"], root) == before, "a paused container kept running"
     result = run_minict(["exec", "counter", "true"], root)
-    assert result.returncode == 1 and "is paused; unpause it first" in result.stderr
+    assert result.returncode == 1
+    assert "is paused; unpause it first" in result.stderr
     result = run_minict(["pause", "counter"], root)
-    assert result.returncode == 1 and "already paused" in result.stderr
+    assert result.returncode == 1
+    assert "already paused" in result.stderr
     ok(["unpause", "counter"], root)
     wait_for(lambda: ok(["logs", "counter"], root) != before)
     ok(["pause", "counter"], root)
@@ -298,7 +310,8 @@ def test_killed_monitor_then_ps_shows_the_truth(box, root):
     wait_for(lambda: ps_row(root, "orphan")["State"] == "exited")
     assert ps_row(root, "orphan")["Status"].startswith("Exited (unknown)")
     result = run_minict(["wait", "orphan"], root)
-    assert result.returncode == 1 and "exit status of 'orphan' is unknown" in result.stderr
+    assert result.returncode == 1
+    assert "exit status of 'orphan' is unknown" in result.stderr
     assert state(root, "orphan")["status"] == "exited"
     # It starts again normally.
     ok(["start", "-d", "orphan"], root)
@@ -313,11 +326,13 @@ def test_restart_kill_and_create(box, root):
     ok(["kill", "-s", "USR1", "later"], root)
     wait_for(lambda: ok(["logs", "later"], root) == "usr1\n")
     ok(["restart", "-t", "1", "later"], root)
-    assert state(root, "later")["pid"] != first and ps_row(root, "later")["State"] == "running"
+    assert state(root, "later")["pid"] != first
+    assert ps_row(root, "later")["State"] == "running"
     assert ok(["kill", "later"], root) == "later\n"
     assert ok(["wait", "later"], root) == "137\n"
     result = run_minict(["kill", "later"], root)
-    assert result.returncode == 1 and "is not running" in result.stderr
+    assert result.returncode == 1
+    assert "is not running" in result.stderr
 
 
 def test_detached_stdin(box, root):
@@ -395,9 +410,11 @@ def test_commands_on_missing_or_stopped_containers(box, root):
     for command, message in ((["exec", "idle", "true"], "is not running; start it first"),
                              (["pause", "idle"], "is not running"), (["unpause", "idle"], "is not running")):
         result = run_minict(command, root)
-        assert result.returncode == 1 and message in result.stderr, command
+        assert result.returncode == 1
+        assert message in result.stderr, command
     result = run_minict(["inspect", "-f", "{{.Nope}}", "idle"], root)
-    assert result.returncode == 1 and "no field '.Nope'" in result.stderr
+    assert result.returncode == 1
+    assert "no field '.Nope'" in result.stderr
     assert ok(["inspect", "-f", "{{.State.Status}} {{.State.Running}}", "idle"], root) == "created false\n"
 
 
@@ -420,3 +437,30 @@ def test_concurrent_stop_rm_and_start_keep_state_consistent(box, root):
                 assert os.path.exists(f"/proc/{current['pid']}")
             ok(["rm", "-f", name], root)
         assert not os.path.exists(directory)
+
+
+def test_image_volumes_get_anonymous_volumes(box, root, registry, tmp_path):
+    # Give the busybox image a Volumes entry with umoci and push it under another tag.
+    layout = str(tmp_path / "layout")
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{box}", f"oci:{layout}:base"],
+                   check=True)
+    subprocess.run(["umoci", "config", "--image", f"{layout}:base", "--tag", "vol", "--config.volume", "/etc"],
+                   check=True)
+    tagged = f"{registry.address}/busybox:with-volume"
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:vol", f"docker://{tagged}"],
+                   check=True)
+    ok(["run", "-d", "--name", "keeper", tagged, "sleep", "100"], root)
+    volumes = ok(["volume", "ls", "-q"], root).split()
+    assert len(volumes) == 1
+    assert re.fullmatch(r"[0-9a-f]{64}", volumes[0])
+    mounts = json.loads(ok(["inspect", "keeper"], root))[0]["Mounts"]
+    assert mounts == [{"Type": "volume", "Name": volumes[0], "Destination": "/etc", "RW": True,
+                       "Source": os.path.join(root, "volumes", volumes[0], "_data")}]
+    # The anonymous volume took a copy of the image's /etc.
+    assert "root:x:0:0" in ok(["exec", "keeper", "cat", "/etc/passwd"], root)
+    ok(["rm", "-f", "keeper"], root)
+    assert ok(["volume", "ls", "-q"], root).split() == volumes  # rm without -v keeps it, as docker does
+    assert ok(["volume", "prune"], root) == f"{volumes[0]}\nRemoved 1 volume\n"
+    # A flag that mounts something at the same path replaces the anonymous volume.
+    ok(["run", "--rm", "-v", "named:/etc", tagged, "true"], root)
+    assert ok(["volume", "ls", "-q"], root) == "named\n"

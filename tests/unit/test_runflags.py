@@ -115,7 +115,7 @@ def test_env_file(tmp_path, monkeypatch):
     path.write_text("BAD KEY=1\n")
     with pytest.raises(InvalidArgument, match="line 1"):
         rf.parse_env_file(str(path))
-    with pytest.raises(InvalidArgument, match="cannot read --env-file"):
+    with pytest.raises(InvalidArgument, match="failed to read --env-file"):
         rf.parse_env_file(str(tmp_path / "absent"))
 
 

@@ -50,7 +50,7 @@ def _add_run_flags(parser: argparse.ArgumentParser, detachable: bool) -> None:
     add("--cpus", metavar="N", help="CPU time limit as a number of CPUs, such as 1.5")
     add("-c", "--cpu-shares", metavar="N", help="relative CPU weight, 2 to 262144 (default 1024)")
     add("--cpuset-cpus", metavar="LIST", help="CPUs the container may run on, such as 0-1,3")
-    add("--pids-limit", metavar="N", help="most processes and threads at once (-1: unlimited)")
+    add("--pids-limit", metavar="N", help="maximum number of processes and threads (-1: unlimited)")
     add("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]", help="resource limit, such as nofile=1024:2048")
     add("--cap-add", action="append", default=[], metavar="CAP", help="add a capability, such as NET_ADMIN, or ALL")
     add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability, or ALL")

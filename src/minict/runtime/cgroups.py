@@ -39,7 +39,7 @@ def _write(path: str, value: str) -> None:
         with open(path, "w") as file:
             file.write(value)
     except OSError as error:
-        raise CgroupError(f"cannot write {value!r} to {path}: {error.strerror}") from None
+        raise CgroupError(f"failed to write {value!r} to {path}: {error.strerror}") from None
 
 
 def _read(path: str) -> str:
@@ -152,7 +152,8 @@ class Cgroup:
                     break
                 except OSError as error:
                     if error.errno != errno.EBUSY or time.monotonic() > deadline:
-                        raise CgroupError(f"cannot remove cgroup {directory}: {error.strerror}") from None
+                        raise CgroupError(f"failed to remove cgroup {directory}: {error.strerror}; "
+                                          "rm removes it once its processes have exited") from None
                     time.sleep(0.01)
 
 
@@ -236,7 +237,7 @@ class CgroupV1(Cgroup):
             if _read(os.path.join(directory, "freezer.state")) == want:
                 return
             if time.monotonic() > deadline:
-                raise CgroupError(f"the cgroup did not become {want} within {timeout} seconds")
+                raise CgroupError(f"timed out: the cgroup did not become {want} within {timeout} seconds")
             time.sleep(0.01)
 
     def oom_kills(self) -> int:
@@ -281,7 +282,7 @@ class CgroupV2(Cgroup):
             limit = memory["limit"]
             _write(os.path.join(directory, "memory.max"), "max" if limit < 0 else str(limit))
             if memory.get("swap") is not None:
-                # OCI's swap is memory plus swap (the v1 meaning); v2 limits swap alone.
+                # OCI's swap is memory plus swap, as in v1, but v2 limits swap alone.
                 swap = memory["swap"]
                 _write(os.path.join(directory, "memory.swap.max"), "max" if swap < 0 else str(max(swap - limit, 0)))
         if memory.get("reservation") is not None:
@@ -308,7 +309,7 @@ class CgroupV2(Cgroup):
         deadline = time.monotonic() + timeout
         while _flat_keyed(os.path.join(self.directory, "cgroup.events")).get("frozen", int(frozen)) != int(frozen):
             if time.monotonic() > deadline:
-                raise CgroupError(f"the cgroup did not {'freeze' if frozen else 'thaw'} within {timeout} seconds")
+                raise CgroupError(f"timed out: the cgroup did not {'freeze' if frozen else 'thaw'} within {timeout} seconds")
             time.sleep(0.01)
 
     def oom_kills(self) -> int:

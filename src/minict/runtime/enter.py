@@ -33,7 +33,7 @@ _PROC_NAMES = {"ipc": "ipc", "uts": "uts", "net": "network", "cgroup": "cgroup",
 
 
 def open_namespaces(pid: int, start_time: int, spec: dict) -> dict[str, int]:
-    """Open the init's namespaces that differ from ours; check the pid is still the container's."""
+    """Open the init's namespaces that differ from ours, then check that the pid still belongs to the container."""
     from minict.state import process_start_time
 
     opened = {}
@@ -46,11 +46,11 @@ def open_namespaces(pid: int, start_time: int, spec: dict) -> dict[str, int]:
     except FileNotFoundError:
         for fd in opened.values():
             os.close(fd)
-        raise SetupError("the container's init is gone; it is not running") from None
+        raise SetupError("the container is not running: its init process has exited") from None
     if process_start_time(pid) != start_time:
         for fd in opened.values():
             os.close(fd)
-        raise SetupError("the container's init is gone; it is not running")
+        raise SetupError("the container is not running: its init process has exited")
     return opened
 
 
@@ -146,12 +146,12 @@ def _child(spec: dict, process: dict, namespaces: dict[str, int], cgroup, error_
         try:
             os.chdir(cwd)
         except OSError as error:
-            raise SetupError(f"cannot enter the working directory {cwd}: {error.strerror}") from None
+            raise SetupError(f"failed to enter the working directory {cwd}: {error.strerror}; give an existing directory with -w") from None
         set_rlimits(process, trace)
         env = list(process.get("env") or [])
         args = process.get("args") or []
         if not args:
-            raise SetupError("no command given to exec")
+            raise SetupError("missing command: give one after the container name")
         executable = find_executable(args[0], env)
         _close_inherited_fds(error_fd)
         switch_user(process, trace)

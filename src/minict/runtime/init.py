@@ -428,8 +428,7 @@ def run_as_init(executable: str, args: list[str], env: list[str], error_fd: int,
             exec_error = _exec_error(executable, error)
             _report(error_fd, exec_error.status, str(exec_error))
     # The reaper never calls execve, so close-on-exec never closes what it
-    # inherited; close it all, or a waiting reader (the error pipe, the
-    # monitor's ready pipe) would wait for the reaper's exit.
+    # inherited. Readers of those pipes (the launcher, run -d) wait for EOF.
     os.closerange(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
     try:
         with open("/proc/self/comm", "w") as file:

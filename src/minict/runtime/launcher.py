@@ -83,9 +83,9 @@ def create_cgroup(spec: dict, trace: Tracer):
               "a cgroup of its own lets minict limit, freeze, count and kill every process of the container")
         cgroup.create(linux.get("resources") or {})
     except cgroups.CgroupError as error:
-        raise ContainerStartError(f"cgroup {path}: {error}", STATUS_SETUP_FAILED) from None
+        raise ContainerStartError(f"failed to set up cgroup {path}: {error}", STATUS_SETUP_FAILED) from None
     except OSError as error:
-        raise ContainerStartError(f"cgroup {path}: {error}", STATUS_SETUP_FAILED) from None
+        raise ContainerStartError(f"failed to set up cgroup {path}: {error}", STATUS_SETUP_FAILED) from None
     return cgroup
 
 

@@ -75,7 +75,7 @@ class LogWriter:
         if self.max_files == 1:
             os.unlink(self.path)
         else:
-            # container.log.1 becomes .2 and so on; the oldest is overwritten.
+            # container.log.1 becomes .2 and so on, and the oldest is overwritten.
             for number in range(self.max_files - 1, 0, -1):
                 source = self.path if number == 1 else f"{self.path}.{number - 1}"
                 if os.path.exists(source):
@@ -85,7 +85,7 @@ class LogWriter:
 
 
 def log_files(path: str) -> list[str]:
-    """The rotated files oldest first, then the current one."""
+    """Return the rotated files, oldest first, then the current one."""
     rotated = []
     number = 1
     while os.path.exists(f"{path}.{number}"):

@@ -12,7 +12,7 @@ stays the init's parent and can wait for it). The monitor:
 
 It runs as `python -I -S monitor.py PACKAGE_DIR SETTINGS`: no site-packages,
 and while the container runs only the copy loop's modules, so its resident
-set is about 10 MB (podman's conmon, in C, holds about 2 MB). Settings arrive
+set is about 10 MB (podman's conmon, written in C, measured 2 MB on the same host). Settings arrive
 as one JSON argument; the descriptors it names were inherited across execve.
 """
 
@@ -89,7 +89,7 @@ def main(settings: dict) -> None:
     sources = {int(fd): stream for fd, stream in settings["fds"].items()}
     status = copy_until_exit(pid, sources, writer)
     writer.close()
-    # Imported only now: while the container runs, the monitor holds just the copy loop.
+    # Imported only now, so that while the container runs the monitor loads only the copy loop.
     from minict.runtime.cgroups import CgroupError, open_cgroup
     from minict.state import record_exit
 
