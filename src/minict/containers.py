@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import time
-import uuid
 
 from minict.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MinictError, NotFound
 from minict.fsutil import atomic_write, atomic_write_json, copy_tree, file_lock, read_json, remove_tree
@@ -47,7 +45,7 @@ def validate_name(name: str) -> None:
 
 
 def generate_name() -> str:
-    return f"minict-{secrets.token_hex(4)}"
+    return f"minict-{os.urandom(4).hex()}"
 
 
 def container_dir(store: Store, name: str) -> str:
@@ -117,7 +115,7 @@ def create(store: Store, name: str, image_text: str, options, pull_policy: str =
     # the end. rename(2) onto an existing, non-empty directory fails, so of
     # two creations with one name exactly one succeeds. No reader ever finds
     # a half-built container under its name.
-    directory = os.path.join(store.containers, f".creating-{name}-{secrets.token_hex(4)}")
+    directory = os.path.join(store.containers, f".creating-{name}-{os.urandom(4).hex()}")
     # The lock exists and is held before the directory appears, so a cleaner
     # that can take the lock has proof the creator is gone.
     creation_lock = os.open(directory + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -159,7 +157,7 @@ def create(store: Store, name: str, image_text: str, options, pull_policy: str =
                            "workdir": os.path.join(final, "work")}
             elif record["layers"]:
                 copy_tree(snapshots.fs(record["layers"][-1]["chain_id"]), rootfs)
-            container_id = uuid.uuid4().hex + uuid.uuid4().hex
+            container_id = os.urandom(32).hex()
             user_mounts = _resolve_mounts(store, image_config, options, used_volumes)
             spec = generate(image_config, options, hostname, files, overlay, user_mounts,
                             cgroups_path=f"/minict/{container_id}")
@@ -592,7 +590,7 @@ def remove(store: Store, name: str, force: bool = False, volumes: bool = False) 
             _signal(directory, spec, state, 9)
             _wait_gone(state, 10)
         _release_cgroup(spec)
-        doomed = os.path.join(store.containers, f".removing-{name}-{secrets.token_hex(4)}")
+        doomed = os.path.join(store.containers, f".removing-{name}-{os.urandom(4).hex()}")
         os.rename(directory, doomed)
     remove_tree(doomed)
     if volumes and record.get("volumes"):

@@ -9,16 +9,15 @@ contend.
 
 from __future__ import annotations
 
-import logging
 import os
 import urllib.parse
 
 from minict.errors import FailedPrecondition, InvalidArgument, NotFound
 from minict.fsutil import atomic_write_json, file_lock, read_json, remove_tree
+from minict.log import get_logger
 from minict.reference import Reference, parse_reference
 from minict.store import Store
 
-log = logging.getLogger(__name__)
 
 
 def _record_path(store: Store, name: str) -> str:
@@ -41,7 +40,7 @@ def list_records(store: Store) -> list[dict]:
         try:
             record = read_json(os.path.join(store.images, name))
         except (OSError, ValueError) as error:
-            log.warning("skipping unreadable image record %s: %s", name, error)
+            get_logger(__name__).warning("skipping unreadable image record %s: %s", name, error)
             continue
         if isinstance(record, dict) and "name" in record:
             records.append(record)
@@ -104,7 +103,7 @@ def container_references(store: Store) -> list[dict]:
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as error:
-            log.warning("container record %s is unreadable (%s); keeping all content", path, error)
+            get_logger(__name__).warning("container record %s is unreadable (%s); keeping all content", path, error)
             raise FailedPrecondition(f"container record {path} is unreadable; run minict check") from error
         if isinstance(record, dict) and isinstance(record.get("image"), dict):
             found.append(dict(record["image"], container=record.get("name", name)))

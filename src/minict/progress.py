@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
 
-log = logging.getLogger("minict.pull")
+from minict.log import get_logger
+
+log = get_logger("minict.pull")
 
 
 def short(digest: str) -> str:

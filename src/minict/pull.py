@@ -20,7 +20,6 @@ The steps, in order:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -35,6 +34,7 @@ from minict.digest import Verifier, parse_digest
 from minict.errors import ContentError, InvalidArgument, LayerError, MinictError, RegistryError
 from minict.fsutil import file_lock
 from minict.images import save_record
+from minict.log import get_logger
 from minict.platform import Platform, choose_manifest, descriptor_platform, host_platform
 from minict.progress import Progress, short
 from minict.reference import Reference, parse_reference
@@ -44,7 +44,7 @@ from minict.store import Store
 from minict.unpack.applier import NATIVE, Applier
 from minict.unpack.compression import StreamDecompressor
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Exceptions of a broken or stalled download; each one is retried with a Range request.
 _STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)

@@ -15,7 +15,6 @@ the mount.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 
 from minict.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -50,13 +49,13 @@ def ensure(store: Store, name: str | None = None) -> tuple[str, bool]:
     """Return (name, created) for a volume, creating it (anonymous when name is None). Hold lock_path."""
     anonymous = name is None
     if name is None:
-        name = secrets.token_hex(32)
+        name = os.urandom(32).hex()
     validate_name(name)
     directory = os.path.join(volumes_dir(store), name)
     if os.path.exists(os.path.join(directory, RECORD)):
         return name, False
     remove_tree(directory)  # a half-made volume from a killed create
-    building = os.path.join(volumes_dir(store), f".creating-{name}-{secrets.token_hex(4)}")
+    building = os.path.join(volumes_dir(store), f".creating-{name}-{os.urandom(4).hex()}")
     os.makedirs(os.path.join(building, "_data"), 0o755)
     atomic_write_json(os.path.join(building, RECORD),
                       {"name": name, "created": time.time(), "anonymous": anonymous}, fsync=False)
@@ -127,7 +126,7 @@ def remove(store: Store, names: list[str], force: bool = False) -> list[str]:
 
 
 def _delete(store: Store, name: str) -> None:
-    doomed = os.path.join(volumes_dir(store), f".removing-{name}-{secrets.token_hex(4)}")
+    doomed = os.path.join(volumes_dir(store), f".removing-{name}-{os.urandom(4).hex()}")
     os.rename(os.path.join(volumes_dir(store), name), doomed)
     remove_tree(doomed)
 

@@ -372,6 +372,15 @@ def test_security_flags(box, root):
     assert ok(["run", "--rm", "--ulimit", "nofile=100:200", box, "sh", "-c", "ulimit -n; ulimit -Hn"], root) == "100\n200\n"
 
 
+def test_publish_is_discarded_with_a_warning(box, root):
+    result = run_minict(["run", "--rm", "-p", "8080:80", box, "true"], root)
+    assert result.returncode == 0
+    assert "published ports are discarded (8080:80)" in result.stderr
+    result = run_minict(["run", "--rm", "--network", "none", "-p", "8080:80", box, "true"], root)
+    assert result.returncode == 1
+    assert "has no ports to publish" in result.stderr
+
+
 def test_env_file_and_env(box, root, tmp_path):
     env_file = tmp_path / "vars"
     env_file.write_text("# settings\nA=from-file\nB=x=y\n")

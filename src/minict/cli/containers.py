@@ -45,6 +45,9 @@ def _add_run_flags(parser: argparse.ArgumentParser, detachable: bool) -> None:
     add("--tmpfs", action="append", default=[], metavar="DST[:OPTIONS]", help="mount a tmpfs, such as /run:size=64m")
     add("--network", default="host", choices=["host", "none"],
         help="host: share the host's network (default); none: only a loopback interface")
+    add("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER",
+        help="accepted and discarded, with a warning: the container uses the host's network, so its ports are "
+        "the host's")
     add("-m", "--memory", metavar="BYTES", help="memory limit, such as 256m; going over it wakes the OOM killer")
     add("--memory-swap", metavar="BYTES", help="memory plus swap limit (-1: unlimited swap; default twice --memory)")
     add("--cpus", metavar="N", help="CPU time limit as a number of CPUs, such as 1.5")
@@ -250,6 +253,12 @@ def _run_options(args: argparse.Namespace, arguments: list[str], terminal: bool)
             log_options["max_files"] = rf.parse_int(value, "--log-opt max-file", 1, 100)
         else:
             raise InvalidArgument(f"invalid --log-opt {option!r}: use max-size=SIZE or max-file=N")
+    if args.publish:
+        if args.network == "none":
+            raise InvalidArgument(f"invalid -p {args.publish[0]!r}: a container with --network none has no ports "
+                                  "to publish; drop -p or use the host network")
+        print(f"minict: warning: published ports are discarded ({', '.join(args.publish)}): the container shares "
+              "the host's network, so it listens on the host's ports directly", file=sys.stderr)
     no_new_privileges = False
     for option in args.security_opt:
         no_new_privileges = rf.parse_security_opt(option) or no_new_privileges

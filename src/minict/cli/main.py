@@ -8,7 +8,6 @@ registry client, which only `pull` and `login` use.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -16,7 +15,52 @@ from minict import __version__
 from minict.cli.options import add_registry_options
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _SkippedParser:
+    """Stands in for the parser of a command that is not being run: every call is ignored."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self
+
+
+class _OnlyCommand:
+    """Wraps the subparsers action so only the named command's parser is built.
+
+    Building the parsers of all commands costs about 20 ms, a large part of a
+    container start, and only the one being run is needed. With `only` None,
+    all are built (for --help and for the error that lists valid commands).
+    """
+
+    def __init__(self, commands, only: str | None):
+        self.commands = commands
+        self.only = only
+        self.built = False
+
+    def add_parser(self, name: str, **kwargs):
+        if self.only is not None and name != self.only:
+            return _SkippedParser()
+        self.built = True
+        return self.commands.add_parser(name, **kwargs)
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """Return the first argument that is not a global option, or None."""
+    index = 0
+    while index < len(argv):
+        argument = argv[index]
+        if argument in ("--root", "--log-level"):
+            index += 2
+            continue
+        if argument.startswith("-"):
+            if argument in ("-h", "--help", "--version"):
+                return None
+            index += 1
+            continue
+        return argument
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser; with `only`, just that command's subparser."""
     parser = argparse.ArgumentParser(
         prog="minict",
         description="A container runtime you can read: pull OCI and Docker images and run them as Linux containers.",
@@ -27,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
                         help="log messages at this level and above on stderr (default warning)")
     parser.add_argument("--debug", action="store_true", help="log at debug level and show tracebacks of errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = _OnlyCommand(parser.add_subparsers(dest="command", metavar="COMMAND"), only)
 
     pull = commands.add_parser("pull", help="pull an image from a registry",
                                description="Pull an image and unpack its layers into the state directory.")
@@ -74,13 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     from minict.cli import containers
 
     containers.add_parsers(commands)
+    if only is not None and not commands.built:
+        return build_parser()  # an unknown command: the full parser's error lists the valid ones
     return parser
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
-    level_name = "debug" if args.debug else (args.log_level or "warning")
-    logging.basicConfig(level=getattr(logging, level_name.upper()), stream=sys.stderr,
-                        format="minict: %(levelname)s: %(message)s")
+    from minict import log
+
+    log.LEVEL = "debug" if args.debug else (args.log_level or "warning")
 
 
 def _state_root(args: argparse.Namespace) -> str:
@@ -88,7 +134,7 @@ def _state_root(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_name(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)

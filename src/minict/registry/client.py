@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import json
-import logging
 import os
 import ssl
 import threading
@@ -23,13 +22,14 @@ from urllib.parse import urlencode, urlparse
 import requests
 from requests.adapters import HTTPAdapter
 
-from minict.digest import parse_digest
 from minict import digest as digest_module
+from minict.digest import parse_digest
 from minict.errors import AuthError, ContentError, NotFound, RegistryError
+from minict.log import get_logger
 from minict.registry import credentials
 from minict.registry.challenge import parse_challenges
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -184,10 +184,13 @@ def copy_window_size(master: int) -> None:
     import struct
     import termios
 
+    classic = struct.pack("HHHH", 24, 80, 0, 0)
     try:
         size = fcntl.ioctl(sys.stdin.fileno(), termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
     except OSError:
-        size = struct.pack("HHHH", 24, 80, 0, 0)  # stdin is not a terminal: use the classic size
+        size = classic  # stdin is not a terminal
+    if 0 in struct.unpack("HHHH", size)[:2]:
+        size = classic  # a terminal without a size (script(1), a detached run): programs expect one
     fcntl.ioctl(master, termios.TIOCSWINSZ, size)
 
 
