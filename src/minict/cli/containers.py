@@ -264,7 +264,8 @@ def _run_options(args: argparse.Namespace, arguments: list[str], terminal: bool)
         no_new_privileges = rf.parse_security_opt(option) or no_new_privileges
     return RunOptions(
         command=arguments,
-        entrypoint=[args.entrypoint] if args.entrypoint is not None else None,
+        # As in docker, --entrypoint "" clears the image's Entrypoint (and with it the Cmd).
+        entrypoint=([args.entrypoint] if args.entrypoint else []) if args.entrypoint is not None else None,
         env=_env_entries(args.env, args.env_file),
         hostname=args.hostname,
         user=args.user,

@@ -55,8 +55,12 @@ def open_namespaces(pid: int, start_time: int, spec: dict) -> dict[str, int]:
 
 
 def start(spec: dict, pid: int, start_time: int, process: dict, *, terminal: bool = False,
-          explain: bool = False) -> tuple[int, int | None]:
-    """Fork a process into the container of init `pid` running `process`; return its pid and pty master."""
+          explain: bool = False, console_path: str | None = None) -> tuple[int, int | None]:
+    """Fork a process into the container of init `pid` running `process`; return its pid and pty master.
+
+    With `console_path` (runc's --console-socket) the pty master goes to that
+    unix socket instead, and the returned master is None.
+    """
     from minict.runtime.launcher import ContainerStartError, copy_window_size
 
     trace = Tracer(explain)
@@ -74,14 +78,21 @@ def start(spec: dict, pid: int, start_time: int, process: dict, *, terminal: boo
         sc.setns(namespaces.pop("pid"), sc.CLONE_NEWPID)
     error_read, error_write = os.pipe2(os.O_CLOEXEC)
     console_parent = console_child = None
-    if terminal:
+    if terminal and console_path:
+        console_child = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            console_child.connect(console_path)
+        except OSError as error:
+            raise ContainerStartError(f"failed to connect to the console socket {console_path}: {error.strerror}",
+                                      STATUS_SETUP_FAILED) from None
+    elif terminal:
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     child = os.fork()
     if child == 0:
         os.close(error_read)
         if console_parent is not None:
             console_parent.close()
-        _child(spec, process, namespaces, cgroup, error_write, console_child, trace)
+        _child(spec, process, namespaces, cgroup, error_write, console_child, console_path, trace)
         os._exit(STATUS_SETUP_FAILED)
     for fd in namespaces.values():
         os.close(fd)
@@ -89,6 +100,7 @@ def start(spec: dict, pid: int, start_time: int, process: dict, *, terminal: boo
     master = None
     if console_child is not None:
         console_child.close()
+    if console_parent is not None:
         try:
             _, fds, _, _ = socket.recv_fds(console_parent, 16, 1)
         except OSError:
@@ -121,7 +133,7 @@ def start(spec: dict, pid: int, start_time: int, process: dict, *, terminal: boo
 
 
 def _child(spec: dict, process: dict, namespaces: dict[str, int], cgroup, error_fd: int,
-           console_socket: socket.socket | None, trace: Tracer) -> None:
+           console_socket: socket.socket | None, console_path: str | None, trace: Tracer) -> None:
     import signal
 
     try:
@@ -141,7 +153,12 @@ def _child(spec: dict, process: dict, namespaces: dict[str, int], cgroup, error_
         resolve_user(exec_spec, trace)
         process = exec_spec["process"]
         if console_socket is not None:
-            setup_terminal(console_socket, trace, console=False)
+            def send_master(master: int) -> None:
+                socket.send_fds(console_socket, [b"/dev/ptmx"], [master])
+                if console_path is None:
+                    console_socket.recv(1)  # minict's own exec sets the window size first
+            setup_terminal(send_master, trace, console=False)
+            console_socket.close()
         cwd = process.get("cwd", "/")
         try:
             os.chdir(cwd)

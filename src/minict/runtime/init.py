@@ -35,7 +35,7 @@ import struct
 
 from minict.linux import capabilities as caps
 from minict.linux import syscalls as sc
-from minict.runtime import mounts
+from minict.runtime import hooks, mounts
 from minict.runtime.paths import secure_join
 # Imported here, not where used: after pivot_root the host's files, minict's among them, are gone.
 from minict.runtime.user import UserError, resolve
@@ -307,19 +307,18 @@ def prepare_cwd(process: dict, trace: Tracer) -> None:
         os.makedirs(cwd, 0o755)
 
 
-def setup_terminal(console_socket: socket.socket, trace: Tracer, console: bool = True) -> None:
-    """Open a pty in the container's own devpts, send its master to the launcher, and make it our terminal."""
+def setup_terminal(send_master, trace: Tracer, console: bool = True) -> None:
+    """Open a pty in the container's own devpts, hand its master on with `send_master`, make it our terminal."""
     trace("open('/dev/ptmx', O_RDWR|O_NOCTTY)", "a pseudo-terminal from the container's own devpts instance")
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, 0x40045431, struct.pack("i", 0))  # TIOCSPTLCK: unlock the slave
     number = struct.unpack("I", fcntl.ioctl(master, 0x80045430, struct.pack("I", 0)))[0]  # TIOCGPTN
     slave_path = f"/dev/pts/{number}"
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
-    trace(f"sendmsg(SCM_RIGHTS, master of {slave_path})", "the launcher copies the terminal through the master")
-    socket.send_fds(console_socket, [b"pty"], [master])
+    trace(f"sendmsg(SCM_RIGHTS, master of {slave_path})", "whoever copies the terminal gets the master")
+    # With minict's own launcher this waits until the window size is set, so the command sees it at once.
+    send_master(master)
     os.close(master)
-    console_socket.recv(1)  # the launcher has set the window size; the command must see it at once
-    console_socket.close()
     if console:
         if not os.path.lexists("/dev/console"):
             os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
@@ -333,14 +332,58 @@ def setup_terminal(console_socket: socket.socket, trace: Tracer, console: bool =
     os.close(slave)
 
 
-def container_init(spec: dict, bundle: str, error_fd: int, console_socket: socket.socket | None,
-                   trace: Tracer, cgroup=None) -> None:
-    """Run the setup steps and execve the container's command; never returns."""
+def request(sync_fd: int, message: dict, fds: list[int] | None = None) -> dict:
+    """Send a message to the launcher and wait for its reply."""
+    sync = socket.socket(fileno=sync_fd)
+    try:
+        if fds:
+            socket.send_fds(sync, [json.dumps(message).encode()], fds)
+        else:
+            sync.send(json.dumps(message).encode())
+        reply = sync.recv(65536)
+    finally:
+        sync.detach()
+    if not reply:
+        raise SetupError("the launcher went away during setup")
+    return json.loads(reply)
+
+
+def write_sysctls(sysctls: dict, trace: Tracer) -> None:
+    """Set linux.sysctl through /proc/sys; the container's namespaces decide which instance changes."""
+    for key, value in sysctls.items():
+        if not key or ".." in key or key.startswith((".", "/")):
+            raise SetupError(f"invalid sysctl name {key!r} in config.json")
+        path = "/proc/sys/" + key.replace(".", "/")
+        trace(f"write {path} <- {value!r}", "sysctl from the spec")
+        try:
+            with open(path, "w") as file:
+                file.write(str(value))
+        except OSError as error:
+            raise SetupError(f"failed to set sysctl {key}={value}: {error.strerror}") from None
+
+
+def wait_for_start(fifo_fd: int, trace: Tracer) -> None:
+    """Block until `start` opens the exec FIFO, then write one byte so start knows the init went on."""
+    trace("open(exec.fifo, O_WRONLY)", "create is done: wait here until start opens the FIFO for reading")
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
+
+
+def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace: Tracer, cgroup=None,
+                   create=None) -> None:
+    """Run the setup steps and execve the container's command; never returns.
+
+    `error_fd` is the socket to the launcher. With `create` (minict-runc
+    create), the init reports ready and waits at the exec FIFO for start.
+    """
     try:
         for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
                        signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         process = spec.get("process") or {}
+        linux = spec.get("linux") or {}
         if cgroup is not None:
             trace(f"write {cgroup.path}/cgroup.procs <- 0 ({cgroup.version})",
                   "enter the container's cgroup first: its limits then cover every later process, and the "
@@ -358,16 +401,46 @@ def container_init(spec: dict, bundle: str, error_fd: int, console_socket: socke
             if entry.get("destination") == "/dev" and entry.get("type") == "tmpfs":
                 dev_is_tmpfs = True
         if dev_is_tmpfs:
-            mounts.populate_dev(rootfs, spec.get("linux", {}).get("devices") or [], trace)
+            mounts.populate_dev(rootfs, linux.get("devices") or [], trace)
         hostname = spec.get("hostname")
         if hostname:
             trace(f"sethostname({hostname!r})", "the hostname, in the container's own UTS namespace")
             sc.sethostname(hostname)
+        if linux.get("sysctl"):
+            write_sysctls(linux["sysctl"], trace)
+        spec_hooks = spec.get("hooks") or {}
+        state = dict(create.state) if create is not None else {}
+        if create is not None or spec_hooks.get("prestart") or spec_hooks.get("createRuntime"):
+            # The launcher runs these hooks in its namespaces, and replies with this process's host pid.
+            reply = request(error_fd, {"type": "hooks"})
+            state.update(pid=reply.get("pid", 0), status="creating")
+        if spec_hooks.get("createContainer"):
+            trace("run the createContainer hooks", "in the container's namespaces, before pivot_root")
+            try:
+                hooks.run(spec_hooks, "createContainer", state)
+            except hooks.HookError as error:
+                raise SetupError(str(error)) from None
+        fifo_fd = None
+        console = None
+        if create is not None:
+            fifo_fd = os.open(create.fifo, os.O_PATH | os.O_CLOEXEC)
+            if terminal:
+                if not create.console_socket:
+                    raise SetupError("process.terminal is true, so --console-socket is required")
+                console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    console.connect(create.console_socket)
+                except OSError as error:
+                    raise SetupError(f"failed to connect to the console socket {create.console_socket}: "
+                                     f"{error.strerror}") from None
 
         pivot_into(rootfs, trace)
-        if console_socket is not None:
-            setup_terminal(console_socket, trace)
-        linux = spec.get("linux", {})
+        if terminal:
+            if console is not None:
+                setup_terminal(lambda master: socket.send_fds(console, [b"/dev/ptmx"], [master]), trace)
+                console.close()
+            else:
+                setup_terminal(lambda master: request(error_fd, {"type": "pty"}, [master]), trace)
         for path in linux.get("maskedPaths") or []:
             mounts.mask_path(path, trace)
         for path in linux.get("readonlyPaths") or []:
@@ -388,6 +461,15 @@ def container_init(spec: dict, bundle: str, error_fd: int, console_socket: socke
             with open("/proc/self/oom_score_adj", "w") as file:
                 file.write(str(process["oomScoreAdj"]))
         env = list(process.get("env") or [])
+        if fifo_fd is not None:
+            os.write(error_fd, b'{"type": "ready"}')
+            wait_for_start(fifo_fd, trace)
+            if spec_hooks.get("startContainer"):
+                trace("run the startContainer hooks", "in the container, after start, before execve")
+                try:
+                    hooks.run(spec_hooks, "startContainer", dict(state, status="created"))
+                except hooks.HookError as error:
+                    raise SetupError(str(error)) from None
         executable = find_executable(args[0], env)
         _close_inherited_fds(error_fd)
         switch_user(process, trace)

@@ -48,7 +48,21 @@ def _wants_new_pid_namespace(spec: dict) -> str | None | bool:
     return False
 
 
-def start(spec: dict, bundle: str, *, explain: bool = False, terminal: bool = False) -> tuple[int, int | None]:
+class CreateOptions:
+    """How `minict-runc create` differs from a run: the init stops at the exec FIFO until `start`.
+
+    `fifo` is the FIFO's path, `console_socket` the unix socket that gets the
+    pty master, and `state` the id, bundle and annotations hooks receive.
+    """
+
+    def __init__(self, fifo: str, console_socket: str | None, state: dict):
+        self.fifo = fifo
+        self.console_socket = console_socket
+        self.state = state
+
+
+def start(spec: dict, bundle: str, *, explain: bool = False, terminal: bool = False,
+          create: CreateOptions | None = None) -> tuple[int, int | None]:
     """Fork the container init and wait until it has exec'd; return its pid and the pty master.
 
     With `terminal`, the init opens a pty inside the container and sends its
@@ -59,7 +73,7 @@ def start(spec: dict, bundle: str, *, explain: bool = False, terminal: bool = Fa
     trace = Tracer(explain)
     cgroup = create_cgroup(spec, trace)
     try:
-        return _start(spec, bundle, trace, terminal, cgroup)
+        return _start(spec, bundle, trace, terminal, cgroup, create)
     except BaseException:
         if cgroup is not None:
             try:
@@ -89,7 +103,8 @@ def create_cgroup(spec: dict, trace: Tracer):
     return cgroup
 
 
-def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup) -> tuple[int, int | None]:
+def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup,
+           create: CreateOptions | None) -> tuple[int, int | None]:
     import socket
 
     pid_namespace = _wants_new_pid_namespace(spec)
@@ -101,57 +116,55 @@ def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup) -> tu
         trace(f"setns(open({pid_namespace!r}), CLONE_NEWPID)", "join the PID namespace the spec names")
         sc.setns(fd, sc.CLONE_NEWPID)
         os.close(fd)
-    error_read, error_write = os.pipe2(os.O_CLOEXEC)
-    console_parent = console_child = None
-    if terminal:
-        console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # One SEQPACKET socket carries every message between the init and this
+    # process, each a JSON object (and the pty master, as SCM_RIGHTS). It is
+    # close-on-exec, so end of file means the init has called execve.
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sys.stdout.flush()
     sys.stderr.flush()
     trace("fork()", "create the container's first process")
     pid = os.fork()
     if pid == 0:
-        os.close(error_read)
-        if console_parent is not None:
-            console_parent.close()
-        container_init(spec, bundle, error_write, console_child, trace, cgroup)
+        parent.close()
+        container_init(spec, bundle, child.detach(), terminal, trace, cgroup, create)
         os._exit(STATUS_SETUP_FAILED)  # container_init never returns; this is a guard
-    os.close(error_write)
+    child.close()
     master = None
-    if console_child is not None:
-        console_child.close()
-        try:
-            _, fds, _, _ = socket.recv_fds(console_parent, 16, 1)
-        except OSError:
-            fds = []
-        if fds:
-            master = fds[0]
-            copy_window_size(master)
+    try:
+        while True:
             try:
-                console_parent.send(b"1")
-            except OSError:
-                pass  # the init died; its error arrives on the error pipe
-        console_parent.close()
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(error_read, 65536)
-        except InterruptedError:
-            continue
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(error_read)
-    if chunks:
-        _, status = os.waitpid(pid, 0)
-        try:
-            report = json.loads(b"".join(chunks))
-        except ValueError:
-            report = {"status": STATUS_SETUP_FAILED, "message": b"".join(chunks).decode(errors="replace")}
-        if master is not None:
-            os.close(master)
-        raise ContainerStartError(report.get("message", "container setup failed"),
-                                  int(report.get("status", STATUS_SETUP_FAILED)))
-    return pid, master
+                data, fds, _, _ = socket.recv_fds(parent, 65536, 1)
+            except InterruptedError:
+                continue
+            if not data:
+                return pid, master  # execve closed the init's end
+            message = json.loads(data)
+            kind = message.get("type")
+            if kind == "pty":
+                master = fds[0]
+                copy_window_size(master)
+            elif kind == "hooks":
+                from minict.runtime import hooks
+
+                state = dict(create.state if create else {}, pid=pid, status="creating")
+                for name in ("prestart", "createRuntime"):
+                    trace(f"run the {name} hooks", "in the runtime's namespaces, before pivot_root")
+                    failure = hooks.run_reporting(spec.get("hooks"), name, state)
+                    if failure:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                        raise ContainerStartError(failure, STATUS_SETUP_FAILED)
+            elif kind == "ready":
+                return pid, master  # create: the init waits on the exec FIFO for start
+            else:
+                os.waitpid(pid, 0)
+                if master is not None:
+                    os.close(master)
+                raise ContainerStartError(message.get("message", "container setup failed"),
+                                          int(message.get("status", STATUS_SETUP_FAILED)))
+            parent.send(json.dumps({"type": "continue", "pid": pid}).encode())
+    finally:
+        parent.close()
 
 
 def wait(pid: int, terminal_master: int | None = None) -> int:
