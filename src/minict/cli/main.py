@@ -112,6 +112,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands.add_parser("info", help="show the state directory, snapshotter and kernel features",
                         description="Print the state directory, the snapshotter in use and kernel features as JSON.")
 
+    commands.add_parser("runtime", help="the runc-compatible OCI runtime (the same as minict-runc)", add_help=False)
     commands.add_parser("list-containers", help="print the container names as a JSON array",
                         description="Print the names of all containers as a JSON array.")
 
@@ -134,7 +135,13 @@ def _state_root(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(_command_name(sys.argv[1:] if argv is None else argv))
+    arguments = sys.argv[1:] if argv is None else argv
+    if _command_name(arguments) == "runtime":
+        # `minict runtime VERB ...` is minict-runc under another name; global options follow "runtime".
+        from minict.runc.cli import main as runtime_main
+
+        return runtime_main(arguments[arguments.index("runtime") + 1:], prog="minict runtime")
+    parser = build_parser(_command_name(arguments))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)

@@ -24,9 +24,9 @@ import os
 import time
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-# v1 controllers minict creates a directory in. devices, blkio and hugetlb are
-# left to the parent's settings, which allow everything.
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+# v1 controllers minict creates a directory in. A new devices cgroup copies its
+# parent's rules, so the container gets the host's device rules unless the spec sets some.
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio", "devices")
 V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io")
 
 

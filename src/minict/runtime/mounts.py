@@ -123,6 +123,9 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
             trace(f"mount(NULL, {target!r}, NULL, {describe_flags(flags)})",
                   "a bind mount takes ro, nosuid, nodev and noexec only when remounted")
             sc.mount(None, target, None, flags)
+    elif fstype in ("cgroup", "cgroup2"):
+        _create_mountpoint(target, True)
+        mount_cgroups(target, options.flags & ~sc.MS_BIND, destination, trace)
     elif options.copy_up and _has_entries(target):
         _mount_with_copy_up(source, target, fstype, options, destination, trace)
     else:
@@ -144,6 +147,55 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
     for propagation in options.propagation:
         trace(f"mount(NULL, {target!r}, NULL, {describe_flags(propagation)})", "propagation of this mount")
         sc.mount(None, target, None, propagation)
+
+
+def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
+    """List the host's cgroup mounts below /sys/fs/cgroup as (mount point, fstype, controllers)."""
+    found = []
+    with open("/proc/self/mountinfo") as file:
+        for line in file:
+            left, _, right = line.partition(" - ")
+            fields, rest = left.split(), right.split()
+            if len(fields) < 5 or len(rest) < 3 or rest[0] not in ("cgroup", "cgroup2"):
+                continue
+            mount_point = fields[4]
+            if mount_point != "/sys/fs/cgroup" and not mount_point.startswith("/sys/fs/cgroup/"):
+                continue
+            kept = [o for o in rest[2].split(",") if o not in ("rw", "ro") and "=" not in o or o.startswith("name=")]
+            found.append((mount_point, rest[0], ",".join(kept)))
+    return found
+
+
+def mount_cgroups(target: str, flags: int, destination: str, trace) -> None:
+    """Mount the container's view of the cgroup trees at `target` (a "cgroup" entry of the spec).
+
+    This runs after the cgroup namespace is made, so each tree shows the
+    container's own cgroup as its root. On a v2 host that is one cgroup2
+    mount. On a v1 (or hybrid) host it is a tmpfs holding one mount per
+    hierarchy, named as on the host.
+    """
+    hierarchies = _cgroup_hierarchies()
+    unified = [h for h in hierarchies if h[0] == "/sys/fs/cgroup" and h[1] == "cgroup2"]
+    if unified:
+        trace(f"mount('cgroup2', {target!r}, 'cgroup2', {describe_flags(flags)})", f"the cgroup tree at {destination}")
+        sc.mount("cgroup2", target, "cgroup2", flags)
+        return
+    trace(f"mount('tmpfs', {target!r}, 'tmpfs', ...) and one cgroup mount per hierarchy",
+          f"the v1 cgroup trees at {destination}, each rooted at the container's cgroup")
+    sc.mount("tmpfs", target, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
+    for mount_point, fstype, controllers in hierarchies:
+        name = os.path.basename(mount_point)
+        subdirectory = os.path.join(target, name)
+        os.makedirs(subdirectory, 0o755, exist_ok=True)
+        sc.mount(fstype, subdirectory, fstype, flags, controllers or None)
+        if "," in name:
+            for part in name.split(","):
+                link = os.path.join(target, part)
+                if not os.path.lexists(link):
+                    os.symlink(name, link)
+    if flags & sc.MS_RDONLY:
+        sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
+                 | sc.MS_NOEXEC)
 
 
 def _has_entries(path: str) -> bool:
