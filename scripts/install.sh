@@ -10,7 +10,7 @@ packages=(
     libarchive13 libseccomp2 iproute2  # layer extraction, seccomp filters, network namespaces
     docker-registry skopeo umoci buildah busybox-static  # the local registry and the image tools
     apache2-utils openssl curl jq attr   # the testbed's TLS and basic-auth registry
-    runc crun podman hyperfine           # the runtimes minict is compared with
+    runc crun podman conmon containerd hyperfine  # runtimes compared with, engines that drive minict-runc
 )
 missing=()
 for package in "${packages[@]}"; do
