@@ -420,3 +420,112 @@ def test_containerd_drives_minict_runc(containerd, registry):
     assert call("task", "delete", "svc").returncode == 0
     assert call("container", "delete", "svc").returncode == 0
     assert os.listdir(f"{work}/runc/default") == []  # the shim's --root is <runc-root>/<namespace>
+
+
+@pytest.fixture
+def open_tmp():
+    """A directory that the ids of a user namespace can reach (pytest's own are mode 0700)."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="minict-userns-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_config_features_reach_the_container(busybox_layout, open_tmp, tmp_path):
+    bundle = os.path.join(open_tmp, "bundle")
+    subprocess.run(["umoci", "unpack", "--image", f"{busybox_layout}:latest", bundle], check=True,
+                   stdout=subprocess.DEVNULL)
+    os.chmod(bundle, 0o755)
+    runtime_root = os.path.join(open_tmp, "runc-root")
+    script = "; ".join([
+        "cat /proc/self/uid_map /proc/self/gid_map",
+        "id -u; id -G",
+        "uname -m",
+        "cat /proc/sys/net/ipv4/ip_forward",
+        "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status",
+        "mkdir /tmp/blocked 2>&1 || true",
+        "ulimit -n; ulimit -Hn",
+        "cat /proc/self/oom_score_adj",
+        "umask",
+        "touch /readonly-root 2>&1 || true",
+        "stat -c '%F %t:%T' /proc/keys",
+        "ls -ln /dev/fuse-like",
+    ])
+    set_process(bundle, ["sh", "-c", script])
+    with open(os.path.join(bundle, "config.json")) as file:
+        spec = json.load(file)
+    process = spec["process"]
+    process["user"] = {"uid": 0, "gid": 0, "additionalGids": [5, 7], "umask": 0o027}
+    process["noNewPrivileges"] = True
+    process["oomScoreAdj"] = 123
+    process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]
+    process["capabilities"] = {kind: ["CAP_KILL", "CAP_CHOWN"] for kind in ("bounding", "effective", "permitted")}
+    linux = spec["linux"]
+    linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network", "user")]
+    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    linux["personality"] = {"domain": "LINUX32"}
+    linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+                        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
+    linux["maskedPaths"] = ["/proc/keys"]
+    linux["devices"] = [{"path": "/dev/fuse-like", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600}]
+    linux.pop("resources", None)
+    spec["root"]["readonly"] = True
+    with open(os.path.join(bundle, "config.json"), "w") as file:
+        json.dump(spec, file)
+    # The ids of the user namespace own the rootfs, as `umoci unpack --rootless` or a chown would arrange.
+    subprocess.run(["chown", "-R", "100000:100000", os.path.join(bundle, "rootfs")], check=True)
+    output = str(tmp_path / "out")
+    with open(output, "w") as out:
+        result = runc(runtime_root, "run", "--bundle", bundle, "features", stdout=out, stderr=subprocess.STDOUT,
+                      capture_output=False)
+    lines = [line.strip() for line in open(output).read().splitlines()]
+    assert result.returncode == 0, lines
+    assert lines[0].split() == ["0", "100000", "65536"]
+    assert lines[1].split() == ["0", "100000", "65536"]
+    assert lines[2] == "0"
+    assert lines[3].split() == ["0", "5", "7"]
+    assert lines[4] == "i686"
+    assert lines[5] == "1"
+    assert lines[6].split() == ["CapEff:", "0000000000000021"]
+    assert lines[7].split() == ["NoNewPrivs:", "1"]
+    assert lines[8].split() == ["Seccomp:", "2"]
+    assert lines[9] == "mkdir: can't create directory '/tmp/blocked': Permission denied"
+    assert lines[10:12] == ["100", "200"]
+    assert lines[12] == "123"
+    assert lines[13] == "0027"
+    assert lines[14] == "touch: /readonly-root: Read-only file system"
+    assert lines[15] == "character special file 1:3"  # masked: /dev/null is bound over it
+    # No mknod in a user namespace: the host's node with the same numbers (/dev/null) is bound there instead.
+    assert lines[16].split()[:6] == ["crw-rw-rw-", "1", "65534", "65534", "1,", "3"]
+
+
+def test_devices_cgroup_rules(bundle, runtime_root, tmp_path):
+    from minict.runtime.cgroups import detect
+
+    version, mounts = detect()
+    if version != "v1":
+        pytest.skip("device rules on cgroup v2 need an eBPF program, which minict-runc does not load yet")
+    set_process(bundle, ["sh", "-c", "head -c 3 /dev/zero | wc -c; mknod /tmp/kmsg c 1 11 2>&1; sleep 100"])
+    with open(os.path.join(bundle, "config.json")) as file:
+        spec = json.load(file)
+    spec["process"]["capabilities"] = {kind: ["CAP_MKNOD"] for kind in ("bounding", "effective", "permitted")}
+    spec["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"},
+                                              {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rw"}]}
+    with open(os.path.join(bundle, "config.json"), "w") as file:
+        json.dump(spec, file)
+    output = str(tmp_path / "out")
+    create(runtime_root, bundle, "devices", output)
+    with open(os.path.join(mounts["devices"], "minict", "devices", "devices.list")) as file:
+        allowed = file.read().split()
+    # The spec's deny-all, its one allow, then the defaults every container needs (null, zero, ..., the ptys).
+    assert " ".join(allowed) == ("c 10:200 rw c 1:3 rwm c 1:5 rwm c 1:7 rwm c 1:8 rwm c 1:9 rwm c 5:0 rwm "
+                                 "c 5:1 rwm c 5:2 rwm c 136:* rwm")
+    runc(runtime_root, "start", "devices")
+    wait_until(lambda: "mknod" in open(output).read())
+    lines = open(output).read().splitlines()
+    assert lines[0] == "3"
+    assert lines[1] == "mknod: /tmp/kmsg: Operation not permitted"

@@ -102,3 +102,26 @@ def sethostname(name: str) -> None:
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option}, {arg2})")
+
+
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}.get(os.uname().machine, 56)
+_libc.personality.argtypes = [ctypes.c_ulong]
+
+
+def clone_process(flags: int) -> int:
+    """fork(), but with namespace flags: the child starts in the new namespaces. Returns 0 in the child.
+
+    Only a user namespace needs this. A PID namespace made together with it is
+    owned by it, so the container's root may mount /proc there; unshare
+    after fork cannot give that. Like fork, it is safe only while the
+    process has a single thread.
+    """
+    import signal
+
+    # x86_64 and arm64 take (flags, stack, parent_tid, child_tid, tls); a NULL stack means "copy ours", as fork does.
+    return _check(_libc.syscall(_SYS_CLONE, ctypes.c_ulong(flags | signal.SIGCHLD), None, None, None, None),
+                  f"clone(flags {flags:#x})")
+
+
+def personality(persona: int) -> None:
+    _check(_libc.personality(persona), f"personality({persona:#x})")

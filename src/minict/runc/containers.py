@@ -142,8 +142,14 @@ def _warn_unsupported(spec: dict) -> None:
         notes.append(f"process.apparmorProfile {process['apparmorProfile']!r} is ignored: AppArmor is not enabled")
     if process.get("selinuxLabel") or linux.get("mountLabel"):
         notes.append("SELinux labels are ignored: SELinux is not enabled")
-    if linux.get("seccomp"):
-        notes.append("linux.seccomp is not applied yet: the container runs without a seccomp filter")
+    if (linux.get("resources") or {}).get("devices"):
+        from minict.runtime.cgroups import CgroupError, detect
+
+        try:
+            if detect()[0] == "v2":
+                notes.append("linux.resources.devices is not applied on cgroup v2 (it needs an eBPF program)")
+        except CgroupError:
+            pass
     if linux.get("intelRdt"):
         notes.append("linux.intelRdt is ignored")
     for note in notes:
@@ -171,6 +177,7 @@ def create(runtime: Runtime, container_id: str, bundle: str, pid_file: str | Non
         atomic_write_json(os.path.join(directory, "config.json"), spec, fsync=False)
         fifo = os.path.join(directory, "exec.fifo")
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # past the umask: an init in a user namespace is "other" here and must write it
         from minict.runtime.hooks import state_document as hook_state
 
         options = launcher.CreateOptions(fifo, console_socket,

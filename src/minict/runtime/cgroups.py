@@ -74,6 +74,29 @@ def cpu_weight(shares: int) -> int:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
+# What every container may use even when its rules deny all devices: the
+# nodes minict creates in /dev and the pty pair. runc allows the same set.
+DEFAULT_DEVICE_RULES = [(True, "c 1:3 rwm"), (True, "c 1:5 rwm"), (True, "c 1:7 rwm"), (True, "c 1:8 rwm"),
+                        (True, "c 1:9 rwm"), (True, "c 5:0 rwm"), (True, "c 5:1 rwm"), (True, "c 5:2 rwm"),
+                        (True, "c 136:* rwm")]
+
+
+def device_rules(devices: list[dict]) -> list[tuple[bool, str]]:
+    """Turn linux.resources.devices into (allow, "type major:minor access") lines for the v1 devices cgroup."""
+    rules = []
+    for device in devices:
+        kind = device.get("type") or "a"
+        if kind not in ("a", "b", "c"):
+            raise CgroupError(f"invalid device rule type {kind!r}: use a, b or c")
+        major = "*" if device.get("major") in (None, -1) else int(device["major"])
+        minor = "*" if device.get("minor") in (None, -1) else int(device["minor"])
+        access = device.get("access") or "rwm"
+        if not access or set(access) - set("rwm"):
+            raise CgroupError(f"invalid device rule access {access!r}: use letters from rwm")
+        rules.append((bool(device.get("allow")), f"{kind} {major}:{minor} {access}"))
+    return rules + DEFAULT_DEVICE_RULES
+
+
 def mounts_from_mountinfo(text: str) -> tuple[str, dict[str, str]]:
     """Return ("v2", {"": root}) or ("v1", {controller: mount point}) from mountinfo text.
 
@@ -225,6 +248,11 @@ class CgroupV1(Cgroup):
         if directory and pids.get("limit") is not None:
             limit = pids["limit"]
             _write(os.path.join(directory, "pids.max"), "max" if limit <= 0 else str(limit))
+        directory = self._dir("devices")
+        if directory and resources.get("devices"):
+            for rule in device_rules(resources["devices"]):
+                allow, text = rule
+                _write(os.path.join(directory, "devices.allow" if allow else "devices.deny"), text)
 
     def freeze(self, frozen: bool, timeout: float = 5.0) -> None:
         directory = self._dir("freezer")

@@ -35,7 +35,7 @@ import struct
 
 from minict.linux import capabilities as caps
 from minict.linux import syscalls as sc
-from minict.runtime import hooks, mounts
+from minict.runtime import hooks, mounts, seccomp
 from minict.runtime.paths import secure_join
 # Imported here, not where used: after pivot_root the host's files, minict's among them, are gone.
 from minict.runtime.user import UserError, resolve
@@ -372,7 +372,7 @@ def wait_for_start(fifo_fd: int, trace: Tracer) -> None:
 
 
 def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace: Tracer, cgroup=None,
-                   create=None) -> None:
+                   create=None, user_namespace: bool = False) -> None:
     """Run the setup steps and execve the container's command; never returns.
 
     `error_fd` is the socket to the launcher. With `create` (minict-runc
@@ -389,6 +389,20 @@ def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace
                   "enter the container's cgroup first: its limits then cover every later process, and the "
                   "cgroup namespace made next has this cgroup as its root")
             cgroup.join()
+        if user_namespace:
+            # Cloned into a new user namespace: no ids until the launcher writes the maps.
+            request(error_fd, {"type": "userns"})
+            trace("setresgid(0, 0, 0); setresuid(0, 0, 0)", "become root of the new user namespace")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        else:
+            join_user_namespace(spec, trace)
+        scmp_filter = None
+        if linux.get("seccomp"):
+            try:
+                scmp_filter = seccomp.build(linux["seccomp"])
+            except seccomp.SeccompError as error:
+                raise SetupError(str(error)) from None
         enter_namespaces(spec, trace)
         root = spec.get("root", {})
         rootfs = root.get("path", "rootfs")
@@ -402,6 +416,8 @@ def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace
                 dev_is_tmpfs = True
         if dev_is_tmpfs:
             mounts.populate_dev(rootfs, linux.get("devices") or [], trace)
+        elif linux.get("devices"):
+            mounts.populate_dev(rootfs, linux["devices"], trace, defaults=False)
         hostname = spec.get("hostname")
         if hostname:
             trace(f"sethostname({hostname!r})", "the hostname, in the container's own UTS namespace")
@@ -420,19 +436,11 @@ def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace
                 hooks.run(spec_hooks, "createContainer", state)
             except hooks.HookError as error:
                 raise SetupError(str(error)) from None
-        fifo_fd = None
-        console = None
-        if create is not None:
-            fifo_fd = os.open(create.fifo, os.O_PATH | os.O_CLOEXEC)
-            if terminal:
-                if not create.console_socket:
-                    raise SetupError("process.terminal is true, so --console-socket is required")
-                console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    console.connect(create.console_socket)
-                except OSError as error:
-                    raise SetupError(f"failed to connect to the console socket {create.console_socket}: "
-                                     f"{error.strerror}") from None
+        # The launcher opened these before the fork, while it could still reach the host's paths.
+        fifo_fd = create.fifo_fd if create is not None else None
+        console = create.console if create is not None else None
+        if create is not None and terminal and console is None:
+            raise SetupError("process.terminal is true, so --console-socket is required")
 
         pivot_into(rootfs, trace)
         if terminal:
@@ -457,9 +465,6 @@ def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace
         prepare_cwd(process, trace)
         os.chdir(process.get("cwd", "/"))
         set_rlimits(process, trace)
-        if "oomScoreAdj" in process:
-            with open("/proc/self/oom_score_adj", "w") as file:
-                file.write(str(process["oomScoreAdj"]))
         env = list(process.get("env") or [])
         if fifo_fd is not None:
             os.write(error_fd, b'{"type": "ready"}')
@@ -472,7 +477,18 @@ def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace
                     raise SetupError(str(error)) from None
         executable = find_executable(args[0], env)
         _close_inherited_fds(error_fd)
+        persona = linux.get("personality")
+        if persona:
+            set_personality(persona, trace)
+        no_new_privileges = bool(process.get("noNewPrivileges"))
+        if scmp_filter is not None and not no_new_privileges:
+            # Without no_new_privs the kernel lets only a CAP_SYS_ADMIN holder load a filter, so load it while root.
+            trace("seccomp(SECCOMP_SET_MODE_FILTER)", "linux.seccomp, loaded before the capabilities are dropped")
+            _load_seccomp(scmp_filter)
         switch_user(process, trace)
+        if scmp_filter is not None and no_new_privileges:
+            trace("seccomp(SECCOMP_SET_MODE_FILTER)", "linux.seccomp, loaded last, so setup calls need not pass it")
+            _load_seccomp(scmp_filter)
         if spec.get("annotations", {}).get(INIT_ANNOTATION) == "true":
             run_as_init(executable, args, env, error_fd, trace)
         trace(f"execve({executable!r}, {args!r}, env[{len(env)}])", "replace this process with the container's command")
@@ -536,6 +552,33 @@ def run_as_init(executable: str, args: list[str], env: list[str], error_fd: int,
                 os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
+def _load_seccomp(scmp_filter) -> None:
+    try:
+        seccomp.load(scmp_filter)
+    except seccomp.SeccompError as error:
+        raise SetupError(str(error)) from None
+
+
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def set_personality(persona: dict, trace: Tracer) -> None:
+    domain = persona.get("domain", "LINUX")
+    if domain not in PERSONALITY_DOMAINS or persona.get("flags"):
+        raise SetupError(f"unsupported linux.personality {persona!r}: use domain LINUX or LINUX32 without flags")
+    trace(f"personality({domain})", "linux.personality: the execution domain, such as 32-bit uname")
+    sc.personality(PERSONALITY_DOMAINS[domain])
+
+
+def join_user_namespace(spec: dict, trace: Tracer) -> None:
+    """Enter a user namespace the spec names by path; it must come before the other namespaces."""
+    for namespace in spec.get("linux", {}).get("namespaces", []):
+        if namespace.get("type") == "user" and namespace.get("path"):
+            _join_namespace(namespace["path"], sc.CLONE_NEWUSER, trace)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+
+
 def _close_inherited_fds(keep: int) -> None:
     """Mark every descriptor above stderr close-on-exec, so the container inherits only 0, 1 and 2."""
     for name in os.listdir("/proc/self/fd"):
@@ -566,8 +609,23 @@ def _exec_error(executable: str, error: OSError) -> SetupError:
 
 
 def _report(error_fd: int, status: int, message: str) -> None:
+    """Send a setup failure to the launcher and exit; after create's ready, nobody listens, so print it."""
+    data = json.dumps({"status": status, "message": message}).encode()
     try:
-        os.write(error_fd, json.dumps({"status": status, "message": message}).encode())
+        if stat.S_ISSOCK(os.fstat(error_fd).st_mode):
+            # MSG_NOSIGNAL: SIGPIPE is at its default here, and would end the process before it could print.
+            sync = socket.socket(fileno=error_fd)
+            try:
+                sync.send(data, socket.MSG_NOSIGNAL)
+            finally:
+                sync.detach()
+        else:
+            os.write(error_fd, data)  # exec's pipe
+    except OSError:
+        try:
+            os.write(2, f"minict: error: {message}\n".encode())
+        except OSError:
+            pass
     finally:
         os._exit(status)
 

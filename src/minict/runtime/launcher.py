@@ -21,7 +21,7 @@ import sys
 
 from minict.errors import MinictError
 from minict.linux import syscalls as sc
-from minict.runtime.init import STATUS_SETUP_FAILED, Tracer, container_init
+from minict.runtime.init import STATUS_SETUP_FAILED, Tracer, container_init, namespace_flag_names
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 # With a terminal, SIGWINCH resizes the container's pty instead of being forwarded.
@@ -59,6 +59,29 @@ class CreateOptions:
         self.fifo = fifo
         self.console_socket = console_socket
         self.state = state
+        self.fifo_fd: int | None = None
+        self.console = None
+
+    def open(self, terminal: bool) -> None:
+        """Open the FIFO and connect the console socket here, so an init in a user namespace need not reach them."""
+        import socket
+
+        self.fifo_fd = os.open(self.fifo, os.O_PATH | os.O_CLOEXEC)
+        if terminal and self.console_socket:
+            self.console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.console.connect(self.console_socket)
+            except OSError as error:
+                raise ContainerStartError(f"failed to connect to the console socket {self.console_socket}: "
+                                          f"{error.strerror}", STATUS_SETUP_FAILED) from None
+
+    def close(self) -> None:
+        if self.fifo_fd is not None:
+            os.close(self.fifo_fd)
+            self.fifo_fd = None
+        if self.console is not None:
+            self.console.close()
+            self.console = None
 
 
 def start(spec: dict, bundle: str, *, explain: bool = False, terminal: bool = False,
@@ -108,6 +131,14 @@ def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup,
     import socket
 
     pid_namespace = _wants_new_pid_namespace(spec)
+    new_user_namespace = _wants_new_user_namespace(spec)
+    clone_flags = 0
+    if new_user_namespace:
+        # The init is cloned into the user namespace, and into the PID
+        # namespace with it, so the PID namespace belongs to the user namespace.
+        clone_flags = sc.CLONE_NEWUSER | (sc.CLONE_NEWPID if pid_namespace is True else 0)
+        if pid_namespace is True:
+            pid_namespace = False
     if pid_namespace is True:
         trace("unshare(CLONE_NEWPID)", "the next child of minict becomes PID 1 of a new PID namespace")
         sc.unshare(sc.CLONE_NEWPID)
@@ -116,19 +147,37 @@ def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup,
         trace(f"setns(open({pid_namespace!r}), CLONE_NEWPID)", "join the PID namespace the spec names")
         sc.setns(fd, sc.CLONE_NEWPID)
         os.close(fd)
+    score = (spec.get("process") or {}).get("oomScoreAdj")
+    if score is not None:
+        # Set here and inherited, since an init in a user namespace may not change its own score.
+        trace(f"write /proc/self/oom_score_adj <- {score}", "process.oomScoreAdj, for the init to inherit")
+        try:
+            with open("/proc/self/oom_score_adj", "w") as file:
+                file.write(str(int(score)))
+        except (OSError, ValueError) as error:
+            raise ContainerStartError(f"failed to set process.oomScoreAdj {score!r}: {error}", STATUS_SETUP_FAILED) from None
+    if create is not None:
+        create.open(terminal)
     # One SEQPACKET socket carries every message between the init and this
     # process, each a JSON object (and the pty master, as SCM_RIGHTS). It is
     # close-on-exec, so end of file means the init has called execve.
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sys.stdout.flush()
     sys.stderr.flush()
-    trace("fork()", "create the container's first process")
-    pid = os.fork()
+    if clone_flags:
+        trace(f"clone({namespace_flag_names(clone_flags)})", "create the container's first process in a new user namespace")
+        pid = sc.clone_process(clone_flags)
+    else:
+        trace("fork()", "create the container's first process")
+        pid = os.fork()
     if pid == 0:
         parent.close()
-        container_init(spec, bundle, child.detach(), terminal, trace, cgroup, create)
+        container_init(spec, bundle, child.detach(), terminal, trace, None if clone_flags else cgroup, create,
+                       user_namespace=bool(clone_flags))
         os._exit(STATUS_SETUP_FAILED)  # container_init never returns; this is a guard
     child.close()
+    if create is not None:
+        create.close()  # the init has its own copies now
     master = None
     try:
         while True:
@@ -140,7 +189,12 @@ def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup,
                 return pid, master  # execve closed the init's end
             message = json.loads(data)
             kind = message.get("type")
-            if kind == "pty":
+            if kind == "userns":
+                # Only now can the init be given ids: write its maps, and join it to its cgroup from out here.
+                write_id_maps(pid, spec, trace)
+                if cgroup is not None:
+                    cgroup.join(pid)
+            elif kind == "pty":
                 master = fds[0]
                 copy_window_size(master)
             elif kind == "hooks":
@@ -165,6 +219,28 @@ def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup,
             parent.send(json.dumps({"type": "continue", "pid": pid}).encode())
     finally:
         parent.close()
+
+
+def _wants_new_user_namespace(spec: dict) -> bool:
+    return any(n.get("type") == "user" and not n.get("path") for n in spec.get("linux", {}).get("namespaces", []))
+
+
+def write_id_maps(pid: int, spec: dict, trace: Tracer) -> None:
+    """Write linux.uidMappings and gidMappings into the init's uid_map and gid_map."""
+    linux = spec.get("linux") or {}
+    for kind in ("uid", "gid"):
+        mappings = linux.get(f"{kind}Mappings") or []
+        if not mappings:
+            raise ContainerStartError(f"a new user namespace needs linux.{kind}Mappings in config.json",
+                                      STATUS_SETUP_FAILED)
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+        trace(f"write /proc/{pid}/{kind}_map <- {text.strip()!r}", "map ids of the user namespace to host ids")
+        try:
+            with open(f"/proc/{pid}/{kind}_map", "w") as file:
+                file.write(text)
+        except OSError as error:
+            raise ContainerStartError(f"failed to write the {kind} mappings {text.strip()!r}: {error.strerror}",
+                                      STATUS_SETUP_FAILED) from None
 
 
 def wait(pid: int, terminal_master: int | None = None) -> int:

@@ -125,7 +125,14 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
             sc.mount(None, target, None, flags)
     elif fstype in ("cgroup", "cgroup2"):
         _create_mountpoint(target, True)
-        mount_cgroups(target, options.flags & ~sc.MS_BIND, destination, trace)
+        try:
+            mount_cgroups(target, options.flags & ~sc.MS_BIND, destination, trace)
+        except PermissionError:
+            # A user namespace without its own cgroup namespace may not mount the trees: bind the host's.
+            trace(f"mount('/sys/fs/cgroup', {target!r}, NULL, MS_BIND|MS_REC)", "new cgroup mounts are not permitted here")
+            if os.path.ismount(target):
+                sc.umount2(target, sc.MNT_DETACH)  # the tmpfs of a v1 layout, mounted before the refusal
+            sc.mount("/sys/fs/cgroup", target, None, sc.MS_BIND | sc.MS_REC)
     elif options.copy_up and _has_entries(target):
         _mount_with_copy_up(source, target, fstype, options, destination, trace)
     else:
@@ -252,13 +259,17 @@ DEFAULT_LINKS = [
 ]
 
 
-def populate_dev(rootfs: str, devices: list[dict], trace) -> None:
-    """Create the default and the spec's device nodes, and the standard /dev links."""
+def populate_dev(rootfs: str, devices: list[dict], trace, defaults: bool = True) -> None:
+    """Create the spec's device nodes and, with `defaults`, the standard ones and the /dev links.
+
+    Inside a user namespace mknod is not permitted, so each node is then a
+    bind mount of the host's node of the same path, as runc does.
+    """
     dev = secure_join(rootfs, "/dev")
     old_umask = os.umask(0)
     try:
         wanted = [{"path": f"/dev/{name}", "type": "c", "major": major, "minor": minor, "fileMode": 0o666}
-                  for name, major, minor in DEFAULT_DEVICES]
+                  for name, major, minor in DEFAULT_DEVICES] if defaults else []
         wanted += devices
         for device in wanted:
             target = secure_join(rootfs, device["path"])
@@ -270,8 +281,17 @@ def populate_dev(rootfs: str, devices: list[dict], trace) -> None:
             rdev = os.makedev(device.get("major", 0), device.get("minor", 0))
             trace(f"mknod({target!r}, {oct(kind | mode)}, makedev({device.get('major', 0)}, {device.get('minor', 0)}))",
                   f"device {device['path']}")
-            os.mknod(target, kind | mode, rdev)
+            try:
+                os.mknod(target, kind | mode, rdev)
+            except PermissionError:
+                host_node = _host_device(device["path"], kind, rdev)
+                os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+                trace(f"mount({host_node!r}, {target!r}, NULL, MS_BIND)", "mknod is not permitted here")
+                sc.mount(host_node, target, None, sc.MS_BIND)
+                continue
             os.chown(target, device.get("uid", 0), device.get("gid", 0))
+        if not defaults:
+            return
         for name, link in DEFAULT_LINKS:
             path = os.path.join(dev, name)
             if not os.path.lexists(path):
@@ -279,6 +299,20 @@ def populate_dev(rootfs: str, devices: list[dict], trace) -> None:
         trace(f"symlink(...) x{len(DEFAULT_LINKS)}", "/dev/fd, stdin, stdout, stderr, ptmx -> pts/ptmx, core")
     finally:
         os.umask(old_umask)
+
+
+def _host_device(path: str, kind: int, rdev: int) -> str:
+    """Find the host's node for a device: at the same path, else any node in /dev with the same numbers."""
+    candidates = [path] + [os.path.join("/dev", name) for name in sorted(os.listdir("/dev"))]
+    for candidate in candidates:
+        try:
+            info = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_IFMT(info.st_mode) == kind and info.st_rdev == rdev:
+            return candidate
+    raise OSError(errno.EPERM, f"device {path} ({os.major(rdev)}:{os.minor(rdev)}) cannot be created in a user "
+                  "namespace, and the host has no such node to bind")
 
 
 def mask_path(path: str, trace) -> None:
