@@ -529,3 +529,29 @@ def test_devices_cgroup_rules(bundle, runtime_root, tmp_path):
     lines = open(output).read().splitlines()
     assert lines[0] == "3"
     assert lines[1] == "mknod: /tmp/kmsg: Operation not permitted"
+
+
+def test_exec_joins_the_user_namespace(busybox_layout, open_tmp, tmp_path):
+    bundle = os.path.join(open_tmp, "bundle")
+    subprocess.run(["umoci", "unpack", "--image", f"{busybox_layout}:latest", bundle], check=True,
+                   stdout=subprocess.DEVNULL)
+    os.chmod(bundle, 0o755)
+    subprocess.run(["chown", "-R", "200000:200000", os.path.join(bundle, "rootfs")], check=True)
+    runtime_root = os.path.join(open_tmp, "runc-root")
+    set_process(bundle, ["sleep", "100"])
+    with open(os.path.join(bundle, "config.json")) as file:
+        spec = json.load(file)
+    spec["linux"]["namespaces"].append({"type": "user"})
+    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    with open(os.path.join(bundle, "config.json"), "w") as file:
+        json.dump(spec, file)
+    try:
+        create(runtime_root, bundle, "mapped", str(tmp_path / "out"))
+        runc(runtime_root, "start", "mapped")
+        result = runc(runtime_root, "exec", "mapped", "sh", "-c", "cat /proc/self/uid_map; id -u; touch /as-root")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["0", "200000", "65536", "0"]
+        assert os.stat(os.path.join(bundle, "rootfs", "as-root")).st_uid == 200000  # host root is not reachable
+    finally:
+        runc(runtime_root, "delete", "--force", "mapped")

@@ -173,3 +173,30 @@ def test_comounted_controllers_share_one_directory(tmp_path):
     both = str(tmp_path / "cpu,cpuacct")
     group = cgroups.CgroupV1({"cpu": both, "cpuacct": both}, "/c")
     assert group.directories() == [os.path.join(both, "c")]
+
+
+def test_block_io_and_hugepages(tmp_path):
+    mounts = make_v1(tmp_path)
+    mounts["hugetlb"] = str(tmp_path / "hugetlb")
+    os.makedirs(os.path.join(mounts["blkio"], "c"))
+    open(os.path.join(mounts["blkio"], "c", "blkio.bfq.weight"), "w").close()
+    group = cgroups.CgroupV1(mounts, "/c")
+    group.create({"blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
+                  "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]})
+    assert read(os.path.join(mounts["blkio"], "c", "blkio.bfq.weight")) == "300"
+    assert read(os.path.join(mounts["blkio"], "c", "blkio.throttle.read_bps_device")) == "8:0 1048576"
+    assert read(os.path.join(mounts["hugetlb"], "c", "hugetlb.2MB.limit_in_bytes")) == "4194304"
+    root = make_v2_root(tmp_path)
+    group = cgroups.CgroupV2({"": root}, "/d")
+    os.makedirs(os.path.join(root, "d"))
+    open(os.path.join(root, "d", "io.weight"), "w").close()
+    group.create({"blockIO": {"weight": 1000, "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}]}})
+    assert read(os.path.join(root, "d", "io.weight")) == "default 10000"
+    assert read(os.path.join(root, "d", "io.max")) == "8:0 wiops=100"
+
+
+def test_block_io_weight_without_a_weighted_scheduler(tmp_path):
+    mounts = make_v1(tmp_path)
+    group = cgroups.CgroupV1(mounts, "/c")
+    with pytest.raises(cgroups.CgroupError, match="the block I/O scheduler has no weights"):
+        group.create({"blockIO": {"weight": 300}})

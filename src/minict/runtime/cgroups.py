@@ -47,6 +47,23 @@ def _read(path: str) -> str:
         return file.read().strip()
 
 
+# OCI blockIO throttle keys and the v1 file suffix each is written to; v2 writes io.max fields instead.
+THROTTLES = {"throttleReadBpsDevice": "read_bps_device", "throttleWriteBpsDevice": "write_bps_device",
+             "throttleReadIOPSDevice": "read_iops_device", "throttleWriteIOPSDevice": "write_iops_device"}
+V2_THROTTLE_FIELDS = {"read_bps_device": "rbps", "write_bps_device": "wbps", "read_iops_device": "riops",
+                      "write_iops_device": "wiops"}
+
+
+def _write_first(directory: str, names: tuple[str, ...], value: str) -> None:
+    """Write `value` to the first of `names` that exists (the file name depends on the I/O scheduler)."""
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            _write(path, value)
+            return
+    raise CgroupError(f"none of {', '.join(names)} exists in {directory}: the block I/O scheduler has no weights")
+
+
 def _read_or_empty(path: str) -> str:
     try:
         return _read(path)
@@ -248,6 +265,22 @@ class CgroupV1(Cgroup):
         if directory and pids.get("limit") is not None:
             limit = pids["limit"]
             _write(os.path.join(directory, "pids.max"), "max" if limit <= 0 else str(limit))
+        block_io = resources.get("blockIO") or {}
+        if block_io:
+            directory = self._dir("blkio")
+            if directory is None:
+                raise CgroupError("linux.resources.blockIO needs the blkio controller, which is not mounted")
+            if block_io.get("weight") is not None:
+                _write_first(directory, ("blkio.weight", "blkio.bfq.weight"), str(block_io["weight"]))
+            for key, name in THROTTLES.items():
+                for rule in block_io.get(key) or []:
+                    _write(os.path.join(directory, f"blkio.throttle.{name}"),
+                           f"{rule['major']}:{rule['minor']} {rule['rate']}")
+        for limit in resources.get("hugepageLimits") or []:
+            directory = self._dir("hugetlb")
+            if directory is None:
+                raise CgroupError("linux.resources.hugepageLimits needs the hugetlb controller, which is not mounted")
+            _write(os.path.join(directory, f"hugetlb.{limit['pageSize']}.limit_in_bytes"), str(limit["limit"]))
         directory = self._dir("devices")
         if directory and resources.get("devices"):
             for rule in device_rules(resources["devices"]):
@@ -331,6 +364,17 @@ class CgroupV2(Cgroup):
         if pids.get("limit") is not None:
             limit = pids["limit"]
             _write(os.path.join(directory, "pids.max"), "max" if limit <= 0 else str(limit))
+        block_io = resources.get("blockIO") or {}
+        if block_io.get("weight") is not None:
+            # v1 weights run from 10 to 1000, v2's from 1 to 10000; map one range onto the other.
+            weight = 1 + (int(block_io["weight"]) - 10) * 9999 // 990
+            _write_first(directory, ("io.weight", "io.bfq.weight"), f"default {weight}")
+        for key, name in THROTTLES.items():
+            for rule in block_io.get(key) or []:
+                field = V2_THROTTLE_FIELDS[name]
+                _write(os.path.join(directory, "io.max"), f"{rule['major']}:{rule['minor']} {field}={rule['rate']}")
+        for limit in resources.get("hugepageLimits") or []:
+            _write(os.path.join(directory, f"hugetlb.{limit['pageSize']}.max"), str(limit["limit"]))
 
     def freeze(self, frozen: bool, timeout: float = 5.0) -> None:
         _write(os.path.join(self.directory, "cgroup.freeze"), "1" if frozen else "0")

@@ -27,9 +27,11 @@ from minict.runtime.init import (NAMESPACE_FLAGS, STATUS_SETUP_FAILED, SetupErro
                                  _exec_error, _report, find_executable, resolve_user, set_rlimits, setup_terminal,
                                  switch_user)
 
-# The order to join them in: mnt last, because after it the host's /proc is out of reach.
-JOIN_ORDER = ("ipc", "uts", "net", "cgroup", "mnt")
-_PROC_NAMES = {"ipc": "ipc", "uts": "uts", "net": "network", "cgroup": "cgroup", "mnt": "mount", "pid": "pid"}
+# The order to join them in: user first, because it grants the rights to join the others in it, and
+# mnt last, because after it the host's /proc is out of reach.
+JOIN_ORDER = ("user", "ipc", "uts", "net", "cgroup", "mnt")
+_PROC_NAMES = {"user": "user", "ipc": "ipc", "uts": "uts", "net": "network", "cgroup": "cgroup", "mnt": "mount",
+               "pid": "pid"}
 
 
 def open_namespaces(pid: int, start_time: int, spec: dict) -> dict[str, int]:
@@ -148,6 +150,9 @@ def _child(spec: dict, process: dict, namespaces: dict[str, int], cgroup, error_
                 flag = NAMESPACE_FLAGS[_PROC_NAMES[name]]
                 trace(f"setns(/proc/<init>/ns/{name})", f"join the container's {name} namespace")
                 sc.setns(namespaces.pop(name), flag)
+                if name == "user":
+                    os.setresgid(0, 0, 0)  # root of the container's user namespace; switch_user sets the real ids
+                    os.setresuid(0, 0, 0)
         os.chdir("/")
         exec_spec = dict(spec, process=process)
         resolve_user(exec_spec, trace)
