@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what minict and its tests need on Debian 12, as root: Debian packages,
 # then minict itself (editable, with the test extras) in .venv beside this folder.
-# /usr/local/bin/minict points into that venv. Safe to run again.
+# /usr/local/bin/minict and minict-runc point into that venv. Safe to run again.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -30,4 +30,5 @@ if [ ! -x "$repo/.venv/bin/python" ]; then
 fi
 "$repo/.venv/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
 ln -sf "$repo/.venv/bin/minict" /usr/local/bin/minict
+ln -sf "$repo/.venv/bin/minict-runc" /usr/local/bin/minict-runc
 echo "minict installed: $(/usr/local/bin/minict --version)"
