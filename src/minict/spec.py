@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 from minict.errors import InvalidArgument
 from minict.linux.capabilities import DEFAULT as DEFAULT_CAPABILITIES
+from minict.oci import OCI_VERSION, signal_number  # noqa: F401 (part of this module's interface)
 from minict.runtime.init import INIT_ANNOTATION, OVERLAY_ANNOTATION, USER_ANNOTATION
 
 STOP_SIGNAL_ANNOTATION = "org.minict.stop-signal"
 STOP_TIMEOUT_ANNOTATION = "org.minict.stop-timeout"
 
-OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 MASKED_PATHS = [
@@ -87,30 +87,6 @@ def validate(options: RunOptions) -> None:
     from minict.runflags import capability_set
 
     capability_set([], options.cap_add, options.cap_drop)
-
-
-def signal_number(text: str, flag: str = "--signal") -> int:
-    """Parse a signal as a number or a name, with or without SIG (KILL, SIGKILL, 9)."""
-    import signal
-
-    value = text.strip().upper()
-    if value.isdigit():
-        number = int(value)
-        if 0 < number < signal.NSIG:
-            return number
-    else:
-        name = value if value.startswith("SIG") else "SIG" + value
-        number = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-        if number is not None:
-            return int(number)
-        if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
-            base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
-            offset = name[8:]
-            if not offset or (offset[0] in "+-" and offset[1:].isdigit()):
-                number = int(base) + (int(offset) if offset else 0)
-                if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
-                    return number
-    raise InvalidArgument(f"invalid {flag} {text!r}: use a signal name such as TERM or SIGKILL, or a number")
 
 
 def _env_key(entry: str) -> str:

@@ -250,7 +250,7 @@ def features() -> dict:
 
 def dispatch(args: argparse.Namespace) -> int:
     from minict.runc import containers as c
-    from minict.spec import signal_number
+    from minict.oci import signal_number
 
     runtime = c.Runtime(args.root or _default_root())
     verb = args.verb

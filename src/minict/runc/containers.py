@@ -61,6 +61,14 @@ class Runtime:
             return []
 
 
+def _cgroup_of(spec: dict):
+    """Return the container's cgroup, or None when config.json names none."""
+    from minict.runtime.cgroups import open_cgroup
+
+    path = (spec.get("linux") or {}).get("cgroupsPath")
+    return open_cgroup(path) if path else None
+
+
 def status_of(directory: str, state: dict, spec: dict) -> str:
     if not alive(state.get("pid"), state.get("pid_start_time")):
         return "stopped"
@@ -73,7 +81,7 @@ def status_of(directory: str, state: dict, spec: dict) -> str:
 
 def state_document(directory: str, state: dict, spec: dict) -> dict:
     """Return the runtime-spec state of a container, as `state` prints it."""
-    from minict.spec import OCI_VERSION
+    from minict.oci import OCI_VERSION
 
     status = status_of(directory, state, spec)
     return {
@@ -246,8 +254,6 @@ def kill(runtime: Runtime, container_id: str, signum: int, everything: bool = Fa
         raise FailedPrecondition(f"cannot kill container {container_id!r}: it is not running")
     pids = [state["pid"]]
     if everything:
-        from minict.containers import _cgroup_of
-
         cgroup = _cgroup_of(spec)
         if cgroup is not None:
             pids = cgroup.pids() or pids
@@ -262,7 +268,6 @@ def kill(runtime: Runtime, container_id: str, signum: int, everything: bool = Fa
 
 def delete(runtime: Runtime, container_id: str, force: bool = False) -> None:
     """Remove a stopped or created container; with force, kill a running one first."""
-    from minict.containers import _cgroup_of
     from minict.runtime import hooks
 
     try:
@@ -306,8 +311,6 @@ def delete(runtime: Runtime, container_id: str, force: bool = False) -> None:
 
 
 def pause(runtime: Runtime, container_id: str, paused: bool = True) -> None:
-    from minict.containers import _cgroup_of
-
     directory, state, spec = runtime.load(container_id)
     with file_lock(os.path.join(directory, "lock")):
         status = status_of(directory, state, spec)
@@ -322,8 +325,6 @@ def pause(runtime: Runtime, container_id: str, paused: bool = True) -> None:
 
 
 def update(runtime: Runtime, container_id: str, resources: dict) -> None:
-    from minict.containers import _cgroup_of
-
     directory, state, spec = runtime.load(container_id)
     cgroup = _cgroup_of(spec)
     if cgroup is None:
@@ -339,8 +340,6 @@ def update(runtime: Runtime, container_id: str, resources: dict) -> None:
 
 
 def processes(runtime: Runtime, container_id: str) -> list[int]:
-    from minict.containers import _cgroup_of
-
     directory, state, spec = runtime.load(container_id)
     cgroup = _cgroup_of(spec)
     if cgroup is None:

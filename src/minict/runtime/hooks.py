@@ -74,7 +74,7 @@ def run_reporting(hooks: dict | None, name: str, state: dict) -> str | None:
 
 def state_document(container_id: str, status: str, pid: int, bundle: str, annotations: dict | None) -> dict:
     """Build the runtime-spec state JSON that hooks read on stdin and `state` prints."""
-    from minict.spec import OCI_VERSION
+    from minict.oci import OCI_VERSION
 
     return {"ociVersion": OCI_VERSION, "id": container_id, "status": status, "pid": pid,
             "bundle": os.path.abspath(bundle), "annotations": annotations or {}}

@@ -264,11 +264,14 @@ def switch_user(process: dict, trace: Tracer) -> None:
         sc.prctl(caps.PR_SET_KEEPCAPS, 0)
     effective = caps.mask(capability_sets.get("effective", []))
     permitted = caps.mask(capability_sets.get("permitted", []))
-    inheritable = caps.mask(capability_sets.get("inheritable", []))
+    ambient = caps.mask(capability_sets.get("ambient", []))
+    # The kernel raises an ambient capability only if it is permitted and inheritable too, so
+    # the ambient set joins the inheritable one (runc's default spec lists ambient without inheritable).
+    inheritable = caps.mask(capability_sets.get("inheritable", [])) | (ambient & permitted)
     trace(f"capset(effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x})",
           "the capabilities the container keeps")
     caps.capset(effective, permitted, inheritable)
-    ambient = caps.mask(capability_sets.get("ambient", []))
+    ambient &= permitted
     if ambient:
         caps.set_ambient(ambient)
     if process.get("noNewPrivileges"):

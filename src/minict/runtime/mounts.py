@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 
 from minict.linux import syscalls as sc
 from minict.runtime.paths import secure_join
@@ -43,12 +42,14 @@ _REMOUNT_FLAGS = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.
 COPY_UP_OPTION = "x-minict.copyup"
 
 
-@dataclass
 class MountOptions:
-    flags: int
-    propagation: list[int]
-    data: str
-    copy_up: bool = False
+    """Mount options split into flags, propagation changes, filesystem data and tmpcopyup."""
+
+    def __init__(self, flags: int, propagation: list[int], data: str, copy_up: bool = False):
+        self.flags = flags
+        self.propagation = propagation
+        self.data = data
+        self.copy_up = copy_up
 
 
 def parse_options(options: list[str]) -> MountOptions:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 
 MAX_BYTES = 4 << 20
 
@@ -19,12 +18,20 @@ class UserError(Exception):
     """Raised when the user or group cannot be resolved. The message names which."""
 
 
-@dataclass
 class User:
-    uid: int
-    gid: int
-    home: str = "/"
-    additional_gids: list[int] = field(default_factory=list)
+    """A resolved user: ids, home directory and supplementary groups."""
+
+    def __init__(self, uid: int, gid: int, home: str = "/", additional_gids: list[int] | None = None):
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+        self.additional_gids = additional_gids or []
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, User) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"User(uid={self.uid}, gid={self.gid}, home={self.home!r}, additional_gids={self.additional_gids})"
 
 
 def _read_entries(path: str) -> list[list[str]]:
