@@ -9,8 +9,8 @@
 # docs/benchmarks.md; --quick writes to the work directory unless --out is given),
 # --keep (keep the work directory). Everything runs on tmpfs (/dev/shm), because disk
 # timings here swing 2-5x. A registry on a free loopback port serves the testbed images.
-# On a hybrid cgroup host the script re-runs itself in a private mount namespace without
-# the cgroup2 mount, since crun 1.8 refuses such hosts; nothing outside it changes.
+# crun 1.8 refuses hybrid cgroup hosts. On such a host the script re-runs itself in a
+# private mount namespace without the cgroup2 mount, so nothing outside it changes.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd -P)
@@ -68,7 +68,7 @@ cleanup() {
     "$python" -I -m minict.runc.cli --root "$work/mrunc" delete -f "$id-minict" >/dev/null 2>&1
     MINICT_DIR=$work/minict "$python" -I -m minict rm -f rss >/dev/null 2>&1
     [ -d "$work/podman" ] && "${podman[@]}" rm -af -t 0 >/dev/null 2>&1
-    [ -f "$registry_dir/pid" ] && bash "$testbed/stop-registry.sh" -q -d "$registry_dir" --purge
+    [ -f "$registry_dir/registry.pid" ] && bash "$testbed/stop-registry.sh" -q -d "$registry_dir" --purge
     findmnt -rn -o TARGET | grep "^$work" | sort -r | xargs -r -n1 umount -l 2>/dev/null
     if [ "$keep" = 1 ]; then echo "bench: work directory kept: $work" >&2; else rm -rf "$work"; fi
     pgrep -x podman >/dev/null || rm -rf "${podman_state[@]}"
@@ -151,8 +151,7 @@ for name in $pull_sets; do
     case $name in
         alpine) ref=alpine:3.20.3 ;;
         layers) ref=layers:latest ;;
-        debian) ref=$(jq -r 'first(.[] | select(.repo == "debian") | .ref)' "$work/summary.json" 2>/dev/null || true)
-                ref=${ref:-debian:bookworm-minbase} ;;
+        debian) ref=debian:$(jq -r 'first(.[] | select(.repo == "debian") | .ref)' "$work/summary.json") ;;
     esac
     p=$work/pull-$name
     "${hf[@]}" --runs "$runs" --export-json "$results/pull-$name.json" \
@@ -167,7 +166,8 @@ for name in $pull_sets; do
 done
 
 log "unpack: one large layer against tar -xzf"
-big=$([ "$quick" = 1 ] && echo alpine:3.20.3 || echo "$(jq -r 'first(.[] | select(.repo == "debian") | .ref)' "$work/summary.json" 2>/dev/null || echo debian:bookworm-minbase)")
+big=alpine:3.20.3
+[ "$quick" = 1 ] || big=debian:$(jq -r 'first(.[] | select(.repo == "debian") | .ref)' "$work/summary.json")
 skopeo copy -q --src-tls-verify=false "docker://$registry/$big" "oci:$work/big:x"
 blob=$(jq -r '.layers[0].digest' "$work/big/blobs/sha256/$(jq -r '.manifests[0].digest' "$work/big/index.json" | cut -d: -f2)" | cut -d: -f2)
 echo "large_layer=$big ($(du -m "$work/big/blobs/sha256/$blob" | cut -f1) MB compressed)" >> "$results/extra.txt"

@@ -11,6 +11,7 @@ packages=(
     docker-registry skopeo umoci buildah busybox-static  # the local registry and the image tools
     apache2-utils openssl curl jq attr   # the testbed's TLS and basic-auth registry
     runc crun podman conmon containerd hyperfine  # runtimes compared with, engines that drive minict-runc
+    debootstrap                          # the benchmark's Debian minbase image
 )
 missing=()
 for package in "${packages[@]}"; do

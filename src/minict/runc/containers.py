@@ -14,9 +14,9 @@ its setup, reports ready and then blocks opening the FIFO for writing.
 caller's subreaper (conmon, containerd's shim), which waits for it. `start`
 opens the FIFO for reading, which lets the init go on to execve.
 
-The status is derived, never stored: stopped when the init pid is gone (or
-is another process now), created while the FIFO exists, paused while the
-freezer holds the cgroup, running otherwise.
+The status is derived on each read: stopped when the init pid is gone (or
+is another process now), created while the FIFO exists, paused after pause
+and before resume (recorded in state.json), running otherwise.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def start(runtime: Runtime, container_id: str) -> None:
             raise FailedPrecondition(f"cannot start container {container_id!r}: it is {status}, not created")
         fifo = os.path.join(directory, "exec.fifo")
         # O_NONBLOCK: the open returns at once and the init's blocked open for
-        # writing completes; then its one byte says it went on.
+        # writing completes. The byte the init then writes confirms that it went on.
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             deadline = time.monotonic() + 30

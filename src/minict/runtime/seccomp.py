@@ -44,7 +44,7 @@ def build(config: dict):
         raise SeccompError("invalid linux.seccomp: defaultAction is missing")
     default = _action(seccomp, config["defaultAction"], config.get("defaultErrnoRet"))
     scmp_filter = seccomp.SyscallFilter(default)
-    # libseccomp sets no_new_privs when it loads a filter unless told not to;
+    # libseccomp sets no_new_privs when it loads a filter, unless this attribute is 0.
     # process.noNewPrivileges decides that instead.
     scmp_filter.set_attr(seccomp.Attr.CTL_NNP, 0)
     for name in config.get("architectures") or []:
