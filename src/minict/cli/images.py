@@ -192,8 +192,25 @@ def info(args: argparse.Namespace) -> int:
     return 0
 
 
+def check(args: argparse.Namespace) -> int:
+    from minict.check import check as check_store
+
+    report = check_store(open_store(args.state_root), repair=args.repair)
+    for message in report.repaired:
+        print(f"repaired: {message}")
+    for message in report.problems:
+        print(f"problem: {message}")
+    if report.problems:
+        print(f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''} left"
+              + ("" if args.repair else "; minict check --repair fixes what can be fixed"))
+        return 1
+    print("the state directory is consistent")
+    return 0
+
+
 def dispatch(args: argparse.Namespace) -> int:
     handlers = {
+        "check": check,
         "pull": pull,
         "list-images": list_images,
         "images": images_table,

@@ -109,6 +109,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     logout.add_argument("registry", metavar="REGISTRY", help="registry host[:port]")
     logout.add_argument("--authfile", metavar="FILE", help="credentials file (default $REGISTRY_AUTH_FILE or $MINICT_DIR/auth.json)")
 
+    check = commands.add_parser("check", help="verify blobs, snapshots, images and containers; --repair fixes",
+                                description="Verify that blobs hash to their names, that snapshots and image records "
+                                "are complete, and that container state is true. With --repair, delete what is "
+                                "corrupt or half-written and settle stale states. The exit status is 1 while "
+                                "problems remain.")
+    check.add_argument("--repair", action="store_true", help="delete or settle what is inconsistent")
     commands.add_parser("info", help="show the state directory, snapshotter and kernel features",
                         description="Print the state directory, the snapshotter in use and kernel features as JSON.")
 
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     from minict.errors import MinictError
 
     try:
-        if args.command in ("pull", "list-images", "images", "rmi", "login", "logout", "info"):
+        if args.command in ("pull", "list-images", "images", "rmi", "login", "logout", "info", "check"):
             from minict.cli import images
 
             return images.dispatch(args)

@@ -437,12 +437,40 @@ class RegistryClient:
 
     # -- manifests and blobs -------------------------------------------------------
 
+    def _read_small(self, what: str, fetch):
+        """Call `fetch` again when the connection breaks while the body is read.
+
+        A response whose headers arrived can still lose its connection before
+        the body ends (urllib3 reports IncompleteRead). The request itself
+        was retried already, but not the read, so retry the whole fetch the
+        same number of times.
+        """
+        import urllib3
+
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fetch()
+            except (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ConnectionError) as error:
+                if attempt >= self.options.max_attempts:
+                    raise RegistryError(f"reading {what} from {self.domain} failed {attempt} times: {error}") from None
+                delay = backoff_delay(attempt)
+                log.warning("reading %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+                            what, error.__class__.__name__, delay, attempt + 1, self.options.max_attempts)
+                time.sleep(delay)
+
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """Fetch a manifest or index by tag or digest; return (body, media type, digest).
 
         The body is checked against the digest when `reference` is one, and
         against Docker-Content-Digest otherwise.
         """
+        return self._read_small(f"manifest {repository}:{reference}",
+                                lambda: self._get_manifest_once(repository, reference))
+
+    def _get_manifest_once(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         path = f"/v2/{repository}/manifests/{reference}"
         response = self.request("GET", path, repository, headers={"Accept": MANIFEST_ACCEPT}, stream=True)
         try:
@@ -538,6 +566,9 @@ class RegistryClient:
         """Fetch a small blob (an image config) whole, checking digest and size."""
         if size is not None and size > limit:
             raise RegistryError(f"blob {digest} declares {size} bytes, over the {limit}-byte limit for configs")
+        return self._read_small(f"blob {digest}", lambda: self._get_blob_bytes_once(repository, digest, size, limit))
+
+    def _get_blob_bytes_once(self, repository: str, digest: str, size: int | None, limit: int) -> bytes:
         verifier = digest_module.Verifier(digest, size, f"blob {digest}")
         response = self.open_blob(repository, digest)
         try:

@@ -1,0 +1,148 @@
+"""Crashes and races: SIGKILL at random points, parallel pulls and creates, and minict check."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.helpers import run_minict
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root: run the suite as root")
+
+
+def popen_minict(args: list[str], root: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "minict", *args], env=dict(os.environ, MINICT_DIR=root),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def check(root: str, *flags: str) -> subprocess.CompletedProcess:
+    return run_minict(["check", *flags], root)
+
+
+def test_check_repairs_a_corrupt_blob(registry, root):
+    image = f"{registry.address}/alpine:3.20.3"
+    assert run_minict(["pull", "-q", image], root).returncode == 0
+    assert check(root).stdout == "the state directory is consistent\n"
+    blobs = os.path.join(root, "blobs", "sha256")
+    victim = max(os.listdir(blobs), key=lambda name: os.path.getsize(os.path.join(blobs, name)))  # the layer
+    with open(os.path.join(blobs, victim), "r+b") as file:
+        file.write(b"garbage")
+    result = check(root)
+    assert result.returncode == 1
+    assert f"blob sha256:{victim}" in result.stdout
+    assert "is corrupt" in result.stdout
+    assert "pull it again" in result.stdout
+    result = check(root, "--repair")
+    assert result.returncode == 0, result.stdout
+    assert "repaired: " in result.stdout
+    assert not os.path.exists(os.path.join(blobs, victim))
+    assert check(root).returncode == 0
+    assert run_minict(["pull", "-q", image], root).returncode == 0
+    assert os.path.exists(os.path.join(blobs, victim))
+    assert run_minict(["run", "--rm", image, "true"], root).returncode == 0
+
+
+def test_sigkill_during_pull_leaves_a_repairable_store(registry, root):
+    image = f"{registry.address}/layers:latest"
+    generator = random.Random(7)
+    for _ in range(8):
+        process = popen_minict(["pull", "-q", image], root)
+        time.sleep(generator.uniform(0.05, 0.6))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        result = check(root, "--repair")
+        assert result.returncode == 0, result.stdout
+        assert check(root).returncode == 0
+        if generator.random() < 0.5:
+            run_minict(["rmi", image], root)  # start some rounds from nothing again
+    result = run_minict(["pull", "-q", image], root)
+    assert result.returncode == 0, result.stderr
+    assert check(root).returncode == 0
+    result = run_minict(["run", "--rm", image, "cat", "/etc/os-release"], root)
+    assert result.returncode == 0, result.stderr
+
+
+def test_sigkill_during_run_start_and_rm(registry, root):
+    image = f"{registry.address}/busybox:latest"
+    assert run_minict(["pull", "-q", image], root).returncode == 0
+    generator = random.Random(11)
+    for round_number in range(6):
+        name = f"victim{round_number}"
+        process = popen_minict(["run", "--name", name, image, "sleep", "30"], root)
+        time.sleep(generator.uniform(0.0, 0.3))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if os.path.exists(os.path.join(root, "containers", name)):
+            remover = popen_minict(["rm", "-f", name], root)
+            time.sleep(generator.uniform(0.0, 0.1))
+            remover.send_signal(signal.SIGKILL)
+            remover.wait()
+        result = check(root, "--repair")
+        assert result.returncode == 0, result.stdout
+        run_minict(["rm", "-f", name], root)
+        assert not os.path.exists(os.path.join(root, "containers", name))
+        assert run_minict(["run", "--rm", "--name", name, image, "true"], root).returncode == 0
+    assert check(root).returncode == 0
+    assert [e for e in os.listdir(os.path.join(root, "containers")) if not e.endswith(".lock")] == []
+
+
+def test_check_settles_a_dead_running_state(registry, root):
+    image = f"{registry.address}/busybox:latest"
+    assert run_minict(["run", "-d", "--name", "ghost", image, "sleep", "100"], root).returncode == 0
+    with open(os.path.join(root, "containers", "ghost", "state.json")) as file:
+        state = json.load(file)
+    os.kill(state["monitor_pid"], signal.SIGKILL)
+    os.kill(state["pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    with open(os.path.join(root, "containers", "ghost", "state.json")) as file:
+        assert json.load(file)["status"] == "running"  # nothing has looked yet
+    result = check(root, "--repair")
+    assert "container 'ghost' was recorded as running, but its init is gone; recorded as exited" in result.stdout
+    with open(os.path.join(root, "containers", "ghost", "state.json")) as file:
+        assert json.load(file)["status"] == "exited"
+    assert run_minict(["rm", "ghost"], root).returncode == 0
+
+
+def test_parallel_pulls_keep_one_copy(registry, root):
+    image = f"{registry.address}/alpine:3.20.3"
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: run_minict(["pull", "-q", image], root), range(10)))
+    assert [r.returncode for r in results] == [0] * 10, [r.stderr for r in results if r.returncode]
+    record = json.loads(run_minict(["images", "--format", "json"], root).stdout)
+    assert len(record) == 1
+    blobs = sorted(os.listdir(os.path.join(root, "blobs", "sha256")))
+    assert len(blobs) == len(set(blobs)) == 3  # manifest, config and the one layer, each once
+    assert [n for n in os.listdir(os.path.join(root, "snapshots")) if not n.startswith(".")] != []
+    assert check(root).returncode == 0
+
+
+def test_parallel_creates_with_one_name(registry, root):
+    image = f"{registry.address}/busybox:latest"
+    assert run_minict(["pull", "-q", image], root).returncode == 0
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: run_minict(["create", "--name", "same", image, "true"], root), range(10)))
+    winners = [r for r in results if r.returncode == 0]
+    losers = [r for r in results if r.returncode != 0]
+    assert len(winners) == 1
+    assert all("the container name 'same' is already in use" in r.stderr for r in losers), [r.stderr for r in losers]
+    assert json.loads(run_minict(["list-containers"], root).stdout) == ["same"]
+    assert check(root).returncode == 0
+
+
+def test_parallel_runs_with_distinct_names(registry, root):
+    image = f"{registry.address}/busybox:latest"
+    assert run_minict(["pull", "-q", image], root).returncode == 0
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: run_minict(["run", "--rm", "--name", f"p{n}", image, "echo", str(n)], root),
+                                range(30)))
+    assert [r.returncode for r in results] == [0] * 30, [r.stderr for r in results if r.returncode]
+    assert [r.stdout for r in results] == [f"{n}\n" for n in range(30)]
+    assert json.loads(run_minict(["list-containers"], root).stdout) == []
