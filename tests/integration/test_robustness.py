@@ -146,3 +146,19 @@ def test_parallel_runs_with_distinct_names(registry, root):
     assert [r.returncode for r in results] == [0] * 30, [r.stderr for r in results if r.returncode]
     assert [r.stdout for r in results] == [f"{n}\n" for n in range(30)]
     assert json.loads(run_minict(["list-containers"], root).stdout) == []
+
+
+def test_layer_size_bound_stops_a_decompression_bomb(registry, root):
+    # alpine's layer unpacks to about 7.8 MB; a 1 MB bound stands in for a bomb's gigabytes.
+    image = f"{registry.address}/alpine:3.20.3"
+    result = run_minict(["pull", "-q", image], root, env={"MINICT_MAX_LAYER_BYTES": str(1 << 20)})
+    assert result.returncode == 1
+    assert "MINICT_MAX_LAYER_BYTES" in result.stderr
+    assert "sha256:" in result.stderr  # the message names the layer
+    assert run_minict(["list-images"], root).stdout == "[]\n"
+    assert check(root, "--repair").returncode == 0
+    assert check(root).returncode == 0
+    result = run_minict(["pull", "-q", image], root, env={"MINICT_MAX_LAYER_BYTES": "not-a-number"})
+    assert result.returncode == 1
+    assert "MINICT_MAX_LAYER_BYTES" in result.stderr
+    assert run_minict(["pull", "-q", image], root).returncode == 0
