@@ -310,7 +310,7 @@ def start(store: Store, name: str, *, detach: bool = False, explain: bool = Fals
     use_terminal = bool(spec.get("process", {}).get("terminal")) if terminal is None else terminal
     master = None
     with file_lock(lock_path(directory)):
-        state = settle(directory, read_state(directory))
+        state = settle(directory, read_state(directory), locked=True)
         if is_running(state):
             raise FailedPrecondition(f"container {name!r} is already running (pid {state['pid']})")
         _release_cgroup(spec)  # what a killed earlier run may have left
@@ -336,7 +336,11 @@ def start(store: Store, name: str, *, detach: bool = False, explain: bool = Fals
         if master is not None:
             os.close(master)
     oom_killed = _release_cgroup(spec)
-    record_exit(directory, pid, status, oom_killed)
+    try:
+        record_exit(directory, pid, status, oom_killed)
+    except OSError as error:
+        raise MinictError(f"container {name!r} exited with status {status}, but recording that in "
+                          f"{directory}/state.json failed: {error.strerror}") from None
     return status
 
 
@@ -503,7 +507,7 @@ def stop(store: Store, name: str, timeout: float | None = None) -> None:
     if timeout is None:
         timeout = float((spec.get("annotations") or {}).get(STOP_TIMEOUT_ANNOTATION, 10))
     with file_lock(lock_path(directory)):
-        state = settle(directory, read_state(directory))
+        state = settle(directory, read_state(directory), locked=True)
         if not is_running(state):
             return
         _signal(directory, spec, state, _stop_signal(spec))
@@ -519,7 +523,7 @@ def stop(store: Store, name: str, timeout: float | None = None) -> None:
 def kill(store: Store, name: str, signum: int = 9) -> None:
     directory, _, spec = load(store, name)
     with file_lock(lock_path(directory)):
-        state = settle(directory, read_state(directory))
+        state = settle(directory, read_state(directory), locked=True)
         if not is_running(state):
             raise FailedPrecondition(f"container {name!r} is not running")
         _signal(directory, spec, state, signum)
@@ -534,7 +538,7 @@ def pause(store: Store, name: str, paused: bool = True) -> None:
 
     directory, _, spec = load(store, name)
     with file_lock(lock_path(directory)):
-        state = settle(directory, read_state(directory))
+        state = settle(directory, read_state(directory), locked=True)
         if not is_running(state):
             raise FailedPrecondition(f"container {name!r} is not running")
         if state["status"] == ("paused" if paused else "running"):
@@ -583,7 +587,8 @@ def remove(store: Store, name: str, force: bool = False, volumes: bool = False) 
     except NotFound:
         record, spec = {}, {}
     with file_lock(lock_path(directory)):
-        state = settle(directory, read_state(directory))
+        # No settle here: rm needs only the truth from /proc, and must work on a full disk too.
+        state = read_state(directory)
         if is_running(state):
             if not force:
                 raise FailedPrecondition(f"container {name!r} is running; stop it first or use rm --force")

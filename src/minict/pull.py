@@ -428,7 +428,21 @@ class Puller:
         attempts = 0
         while True:
             offset = ingest.offset if attempts == 0 else ingest.verifier.size
-            response = client.open_blob(reference.path, layer.digest, offset)
+            if layer.size and offset >= layer.size:
+                # A killed pull wrote the whole blob but did not commit it; the commit checks its digest.
+                return
+            try:
+                response = client.open_blob(reference.path, layer.digest, offset)
+            except RegistryError as error:
+                if offset and getattr(error, "status", None) == 416:
+                    # The registry cannot serve that range: start again from the first byte.
+                    log.info("%s: the registry refused the range from byte %d; downloading from the start",
+                             short(layer.digest), offset)
+                    self.progress.layer_advance(layer.digest, -offset)
+                    ingest.reset()
+                    attempts += 1
+                    continue
+                raise
             try:
                 if offset and response.status_code == 200:
                     log.info("%s: the registry ignored the Range request; downloading from the start", short(layer.digest))

@@ -92,20 +92,27 @@ def lock_path(directory: str) -> str:
     return os.path.join(directory, "lock")
 
 
-def record_exit(directory: str, pid: int, exit_code: int | None, oom_killed: bool = False, error: str = "") -> bool:
-    """Record that the container init `pid` ended; False if the state has moved on to another pid."""
-    with file_lock(lock_path(directory)):
-        state = read_state(directory)
-        if state.get("pid") != pid or state.get("status") not in ("running", "paused"):
-            return False
-        fields = {"exit_code": exit_code, "finished_at": time.time(), "oom_killed": oom_killed}
-        if error:
-            fields["error"] = error
-        transition(directory, "exited", **fields)
+def record_exit(directory: str, pid: int, exit_code: int | None, oom_killed: bool = False, error: str = "",
+                locked: bool = False) -> bool:
+    """Record that the container init `pid` ended; False if the state has moved on to another pid.
+
+    Pass `locked` when the caller holds the container's lock already: a
+    second flock of the same file from this process would wait for itself.
+    """
+    if not locked:
+        with file_lock(lock_path(directory)):
+            return record_exit(directory, pid, exit_code, oom_killed, error, locked=True)
+    state = read_state(directory)
+    if state.get("pid") != pid or state.get("status") not in ("running", "paused"):
+        return False
+    fields = {"exit_code": exit_code, "finished_at": time.time(), "oom_killed": oom_killed}
+    if error:
+        fields["error"] = error
+    transition(directory, "exited", **fields)
     return True
 
 
-def settle(directory: str, state: dict) -> dict:
+def settle(directory: str, state: dict, locked: bool = False) -> dict:
     """Return the true state: a running state whose init and monitor are both gone is recorded as exited.
 
     That happens when the monitor was killed (kill -9): nothing is left to
@@ -116,5 +123,5 @@ def settle(directory: str, state: dict) -> dict:
     if alive(state.get("monitor_pid"), state.get("monitor_start_time")):
         return dict(state, status="exited", exit_code=None)  # the monitor is writing the exit status now
     record_exit(directory, state.get("pid"), None,
-                error="the container's monitor died, so its exit status is unknown")
+                error="the container's monitor died, so its exit status is unknown", locked=locked)
     return read_state(directory)

@@ -139,7 +139,9 @@ def _error_detail(response: requests.Response) -> str:
         errors = json.loads(body).get("errors") or []
         parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
         return "; ".join(p for p in parts if p)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, requests.RequestException):
+        # Not JSON, or a body shorter than its Content-Length (Go servers send
+        # a 33-byte text for a 416 with the blob's full length declared).
         return ""
 
 
@@ -557,9 +559,11 @@ class RegistryClient:
         if response.status_code not in (200, 206):
             detail = _error_detail(response)
             response.close()
-            raise RegistryError(
+            error = RegistryError(
                 f"registry {self.domain} returned {response.status_code} for blob {digest}" + (f": {detail}" if detail else "")
             )
+            error.status = response.status_code
+            raise error
         return response
 
     def get_blob_bytes(self, repository: str, digest: str, size: int | None, limit: int) -> bytes:
