@@ -236,3 +236,90 @@ def test_pull_rejects_wrong_diff_id(root):
     assert "(the config's diff_id)" in result.stderr
     assert json.loads(run_minict(["list-images"], root).stdout) == []
     assert [n for n in os.listdir(os.path.join(root, "snapshots")) if not n.startswith("x")] == []
+
+
+class HostileRegistry(TokenRegistry):
+    """The token registry, misbehaving in a chosen way."""
+
+    def __init__(self, fault: str):
+        self.fault = fault
+        self.stalls = 2
+        self.token_requests: list[dict] = []
+        super().__init__()
+        if fault == "foreign-realm":
+            self.token_host = ScriptedServer(self.serve_token, host="127.0.0.2")
+
+    def serve_token(self, request):
+        self.token_requests.append(request)
+        return 200, {"Content-Type": "application/json"}, json.dumps({"token": "T0K"}).encode()
+
+    def serve(self, request):
+        path = request["path"]
+        if self.fault == "endless-401" and path.startswith("/v2/app/"):
+            realm = f"http://{self.address}/token"
+            return 401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="test",scope="repository:app:pull"'}, b""
+        if self.fault == "foreign-realm" and not path.startswith("/token") and \
+                request["headers"].get("Authorization") != "Bearer T0K":
+            realm = f"http://{self.token_host.address}/token"
+            return 401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="test"'}, b""
+        if self.fault == "redirect-loop" and path == f"/v2/app/blobs/{self.layer_digest}":
+            return 307, {"Location": path}, b""
+        if self.fault == "huge-manifest" and path.startswith("/v2/app/manifests/"):
+            return 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, b" " * (5 << 20)
+        if self.fault == "stall" and path.startswith("/v2/app/manifests/") and self.stalls:
+            self.stalls -= 1
+            import time
+
+            time.sleep(3)
+        return super().serve(request)
+
+    def close(self):
+        super().close()
+        if self.fault == "foreign-realm":
+            self.token_host.close()
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("endless-401", "requires authentication for app; run: minict login"),
+    ("redirect-loop", "too many redirects"),
+    ("huge-manifest", "over the 4194304-byte limit"),
+])
+def test_hostile_registry_answers_end_in_clear_errors(root, fault, message):
+    server = HostileRegistry(fault)
+    try:
+        result = run_minict(["pull", f"{server.address}/app:1"], root, timeout=60)
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(server.registry.requests) < 40  # bounded: no endless loop
+    assert json.loads(run_minict(["list-images"], root).stdout) == []
+
+
+def test_stalled_registry_times_out_and_is_retried(root):
+    server = HostileRegistry("stall")
+    try:
+        result = run_minict(["pull", f"{server.address}/app:1"], root, env={"MINICT_REGISTRY_TIMEOUT": "1"},
+                            timeout=60)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("retrying") >= 2
+    result = run_minict(["pull", f"{server.address}/app:1"], root, env={"MINICT_REGISTRY_TIMEOUT": "soon"})
+    assert result.returncode == 1
+    assert "invalid MINICT_REGISTRY_TIMEOUT 'soon'" in result.stderr
+
+
+def test_credentials_stay_with_their_host(root, tmp_path):
+    """Saved credentials for the registry are not sent to a token realm on another host over plain HTTP."""
+    server = HostileRegistry("foreign-realm")
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {server.address: {"auth": "dXNlcjpzZWNyZXQ="}}}))  # user:secret
+    try:
+        result = run_minict(["pull", "--authfile", str(authfile), f"{server.address}/app:1"], root, timeout=60)
+    finally:
+        server.close()
+    assert server.token_requests, result.stderr
+    assert all("Authorization" not in request["headers"] for request in server.token_requests)
+    assert result.returncode == 0, result.stderr

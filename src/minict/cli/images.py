@@ -18,13 +18,24 @@ def _client_options(args: argparse.Namespace):
     tls_verify = None if args.tls_verify is None else args.tls_verify == "true"
     if args.cert_dir and not os.path.isdir(args.cert_dir):
         raise InvalidArgument(f"--cert-dir {args.cert_dir}: not a directory")
-    return ClientOptions(
+    options = ClientOptions(
         state_root=args.state_root,
         tls_verify=tls_verify,
         cert_dir=args.cert_dir,
         authfile=args.authfile,
         insecure_registries=load_insecure_registries(),
     )
+    # $MINICT_REGISTRY_TIMEOUT: seconds to wait for a registry's next bytes before retrying.
+    text = os.environ.get("MINICT_REGISTRY_TIMEOUT")
+    if text:
+        try:
+            options.read_timeout = float(text)
+        except ValueError:
+            options.read_timeout = -1
+        if not 0 < options.read_timeout <= 3600:
+            raise InvalidArgument(f"invalid MINICT_REGISTRY_TIMEOUT {text!r}: give seconds from 0.1 to 3600")
+        options.connect_timeout = min(options.connect_timeout, options.read_timeout)
+    return options
 
 
 def pull(args: argparse.Namespace) -> int:
