@@ -127,7 +127,8 @@ def generate(image_config: dict, options: RunOptions, hostname: str, files: dict
 
     config = image_config.get("config") or {}
     args = process_args(config, options)
-    image_env = [e for e in (config.get("Env") or []) if isinstance(e, str) and "=" in e]
+    # An entry without a name before "=" names no variable, so it is dropped.
+    image_env = [e for e in (config.get("Env") or []) if isinstance(e, str) and "=" in e and not e.startswith("=")]
     defaults = [] if any(_env_key(e) == "PATH" for e in image_env) else [f"PATH={DEFAULT_PATH}"]
     extra = [f"HOSTNAME={hostname}"]
     if options.terminal:

@@ -84,6 +84,10 @@ def test_sigkill_during_run_start_and_rm(registry, root):
         process.send_signal(signal.SIGKILL)
         process.wait()
         if os.path.exists(os.path.join(root, "containers", name)):
+            starter = popen_minict(["start", name], root)  # the original foreground start, killed too
+            time.sleep(generator.uniform(0.0, 0.2))
+            starter.send_signal(signal.SIGKILL)
+            starter.wait()
             remover = popen_minict(["rm", "-f", name], root)
             time.sleep(generator.uniform(0.0, 0.1))
             remover.send_signal(signal.SIGKILL)
@@ -116,9 +120,9 @@ def test_check_settles_a_dead_running_state(registry, root):
 
 def test_parallel_pulls_keep_one_copy(registry, root):
     image = f"{registry.address}/alpine:3.20.3"
-    with ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(lambda _: run_minict(["pull", "-q", image], root), range(10)))
-    assert [r.returncode for r in results] == [0] * 10, [r.stderr for r in results if r.returncode]
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda _: run_minict(["pull", "-q", image], root), range(20)))
+    assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
     record = json.loads(run_minict(["images", "--format", "json"], root).stdout)
     assert len(record) == 1
     blobs = sorted(os.listdir(os.path.join(root, "blobs", "sha256")))
@@ -236,3 +240,46 @@ def test_commands_after_monitor_and_init_died(registry, root, command):
         assert result.returncode == 1
         assert "is not running" in result.stderr
     run_minict(["rm", "-f", "stale"], root, timeout=30)
+
+
+def test_hostile_image_config(registry, root, tmp_path):
+    """An image whose config and files try to reach the host: symlinked WorkingDir and passwd, odd Env."""
+    layout = str(tmp_path / "layout")
+    bundle = str(tmp_path / "bundle")
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{registry.address}/busybox:latest",
+                    f"oci:{layout}:base"], check=True)
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:base", bundle], check=True, stdout=subprocess.DEVNULL)
+    rootfs = os.path.join(bundle, "rootfs")
+    os.symlink("/", os.path.join(rootfs, "escape"))  # WorkingDir goes through this
+    os.symlink("../../../../", os.path.join(rootfs, "up"))
+    passwd = os.path.join(rootfs, "etc", "passwd")
+    with open(passwd) as file:
+        lines = file.read()
+    os.unlink(passwd)
+    os.makedirs(os.path.join(rootfs, "real"))
+    with open(os.path.join(rootfs, "real", "passwd"), "w") as file:
+        file.write(lines)
+    os.symlink("/real/passwd", passwd)  # absolute: must resolve inside the container
+    subprocess.run(["umoci", "repack", "--image", f"{layout}:base", bundle], check=True, stdout=subprocess.DEVNULL)
+    long_value = "v" * 100_000
+    # umoci refuses an Env entry without "="; tests/unit/test_runflags.py covers that case on the spec.
+    subprocess.run(["umoci", "config", "--image", f"{layout}:base", "--tag", "hostile", "--clear", "config.env",
+                    "--config.workingdir", "/escape/up/minict-hostile-workdir", "--config.user", "nobody",
+                    "--config.env", "A=b=c", "--config.env", "A=second", "--config.env", f"LONG={long_value}"],
+                   check=True, capture_output=True)
+    image = f"{registry.address}/busybox:hostile"
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:hostile", f"docker://{image}"],
+                   check=True)
+    host_path = "/minict-hostile-workdir"
+    assert not os.path.exists(host_path)
+    result = run_minict(["run", "--rm", image, "sh", "-c", 'pwd; id -un; echo "A=$A"; echo ${#LONG}; echo "$PATH"'],
+                        root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "/minict-hostile-workdir",  # created inside the container's root, not on the host
+        "nobody",  # from the image's passwd, reached through its absolute symlink inside the container
+        "A=second",  # a later duplicate wins
+        "100000",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",  # no PATH in the image: docker's default
+    ]
+    assert not os.path.exists(host_path)

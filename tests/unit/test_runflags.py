@@ -188,3 +188,16 @@ def test_long_lines_are_split_into_partial_records(tmp_path):
 ])
 def test_human_duration(seconds, text):
     assert human_duration(seconds) == text
+
+
+def test_image_env_edge_cases():
+    from minict.spec import RunOptions, generate
+
+    image = {"config": {"Env": ["A=b=c", "NOEQUALS", "=novalue", "A=second", "B="], "Cmd": ["sh"]}}
+    spec = generate(image, RunOptions(), "host", {}, None)
+    env = spec["process"]["env"]
+    assert "A=second" in env
+    assert "B=" in env
+    assert not any(entry.startswith(("NOEQUALS", "=")) for entry in env)
+    assert env[0].startswith("PATH=/usr/local/sbin")  # the image sets no PATH
+    assert sum(entry.startswith("A=") for entry in env) == 1
