@@ -225,3 +225,23 @@ def test_applier_rejects_garbage(snapshot):
     with pytest.raises(LayerError) as caught:
         applier.finish()
     assert "layer junk" in str(caught.value)
+
+
+def test_applier_whiteout_below_a_removed_directory(snapshot):
+    """A whiteout listed before its parents, for a path whose directory a lower layer already removed."""
+    apply(snapshot, [{"name": "a/b/file", "data": b"x"}], mode=NATIVE)
+    apply(snapshot, [{"name": ".wh.a"}], mode=NATIVE)
+    apply(snapshot, [{"name": "a/b/.wh.file"}, {"name": "a", "type": "dir"}, {"name": "a/b", "type": "dir"},
+                     {"name": "a/b/new", "data": b"n"}], mode=NATIVE)
+    assert sorted(os.listdir(snapshot / "a/b")) == ["new"]
+
+
+def test_applier_directory_replaced_by_symlink_in_a_lower_layer(snapshot, sentinel):
+    """Layer 1 has a directory, layer 2 makes it a symlink to the host's directory, layer 3 writes below it."""
+    apply(snapshot, [{"name": "d/keep", "data": b"k"}], mode=NATIVE)
+    apply(snapshot, [{"name": "d", "type": "symlink", "linkname": str(sentinel.parent)}], mode=NATIVE)
+    # The lower symlink is replaced by a directory, as an overlay upper directory would hide it.
+    apply(snapshot, [{"name": "d/sentinel", "data": b"owned"}], mode=NATIVE)
+    assert sentinel.read_text() == "host data"
+    assert not os.path.islink(snapshot / "d")
+    assert (snapshot / "d/sentinel").read_bytes() == b"owned"
