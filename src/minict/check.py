@@ -7,7 +7,7 @@ What it checks, holding gc.lock exclusively so no pull or create runs meanwhile:
 - image records name blobs and snapshots that exist;
 - containers have their records, and images whose snapshots exist; no
   half-created or half-removed container directory is left, and no state
-  says running for an init that is gone;
+  records a running container whose init is gone;
 - no half-created or half-removed volume is left.
 
 Repairs only delete or settle: a corrupt blob, a broken snapshot, an image

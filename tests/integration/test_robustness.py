@@ -156,7 +156,7 @@ def test_parallel_runs_with_distinct_names(registry, root):
 
 
 def test_layer_size_bound_stops_a_decompression_bomb(registry, root):
-    # alpine's layer unpacks to about 7.8 MB; a 1 MB bound stands in for a bomb's gigabytes.
+    # alpine's layer unpacks to about 7.8 MB, so a 1 MB bound plays the part of a bomb's gigabytes.
     image = f"{registry.address}/alpine:3.20.3"
     result = run_minict(["pull", "-q", image], root, env={"MINICT_MAX_LAYER_BYTES": str(1 << 20)})
     assert result.returncode == 1
@@ -198,7 +198,7 @@ def test_full_disk_during_pull_and_container_writes(registry, root, small_tmpfs)
                          "dd if=/dev/zero of=/big bs=1M count=20 2>&1 | grep -o 'No space left on device'; "
                          "echo still-here"], full_root)
     assert result.stdout == "No space left on device\nstill-here\n"
-    # The full disk may also stop minict from recording the exit; then it says so.
+    # The full disk may also stop minict from recording the exit, and its error then names that.
     assert result.returncode == 0 or "recording that in" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert run_minict(["rm", "filler"], full_root).returncode == 0
