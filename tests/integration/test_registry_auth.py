@@ -255,6 +255,8 @@ class HostileRegistry(TokenRegistry):
 
     def serve(self, request):
         path = request["path"]
+        if self.fault == "huge-token" and path.startswith("/token"):
+            return 200, {"Content-Type": "application/json"}, b'{"token": "' + b"t" * (2 << 20) + b'"}'
         if self.fault == "endless-401" and path.startswith("/v2/app/"):
             realm = f"http://{self.address}/token"
             return 401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="test",scope="repository:app:pull"'}, b""
@@ -283,6 +285,7 @@ class HostileRegistry(TokenRegistry):
     ("endless-401", "requires authentication for app; run: minict login"),
     ("redirect-loop", "too many redirects"),
     ("huge-manifest", "over the 4194304-byte limit"),
+    ("huge-token", "larger than 1048576 bytes"),
 ])
 def test_hostile_registry_answers_end_in_clear_errors(root, fault, message):
     server = HostileRegistry(fault)
