@@ -308,6 +308,36 @@ def start(store: Store, name: str, *, detach: bool = False, explain: bool = Fals
 
     directory, record, spec = load(store, name)
     use_terminal = bool(spec.get("process", {}).get("terminal")) if terminal is None else terminal
+    held = None if detach else launcher.HeldSignals()
+    try:
+        report = _start_locked(store, directory, name, spec, record, detach, explain, use_terminal, interactive,
+                               remove_after)
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+    if detach:
+        return 0
+    pid, master = report["pid"], report.pop("master")
+    try:
+        status = launcher.wait(pid, master, held)
+    finally:
+        if master is not None:
+            os.close(master)
+    oom_killed = _release_cgroup(spec)
+    try:
+        record_exit(directory, pid, status, oom_killed)
+    except OSError as error:
+        raise MinictError(f"container {name!r} exited with status {status}, but recording that in "
+                          f"{directory}/state.json failed: {error.strerror}") from None
+    return status
+
+
+def _start_locked(store: Store, directory: str, name: str, spec: dict, record: dict, detach: bool, explain: bool,
+                  use_terminal: bool, interactive: bool, remove_after: bool) -> dict:
+    """Start the container under its lock and record it as running; return the pids (and pty master)."""
+    from minict.runtime import launcher
+
     master = None
     with file_lock(lock_path(directory)):
         state = settle(directory, read_state(directory), locked=True)
@@ -327,21 +357,7 @@ def start(store: Store, name: str, *, detach: bool = False, explain: bool = Fals
                                     "finished_at": time.time()})
             raise
         transition(directory, "running", started_at=time.time(), detached=detach, **report)
-    if detach:
-        return 0
-    pid = report["pid"]
-    try:
-        status = launcher.wait(pid, master)
-    finally:
-        if master is not None:
-            os.close(master)
-    oom_killed = _release_cgroup(spec)
-    try:
-        record_exit(directory, pid, status, oom_killed)
-    except OSError as error:
-        raise MinictError(f"container {name!r} exited with status {status}, but recording that in "
-                          f"{directory}/state.json failed: {error.strerror}") from None
-    return status
+    return dict(report, master=master)
 
 
 def _spawn_monitor(store: Store, directory: str, name: str, spec: dict, record: dict, terminal: bool,
@@ -635,10 +651,15 @@ def exec_in(store: Store, name: str, args: list[str], *, env: list[str], user: s
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
-    pid, master = enter.start(dict(spec, annotations=annotations), state["pid"], state["pid_start_time"], process,
-                              terminal=terminal, explain=explain)
+    held = launcher.HeldSignals()
     try:
-        return launcher.wait(pid, master)
+        pid, master = enter.start(dict(spec, annotations=annotations), state["pid"], state["pid_start_time"],
+                                  process, terminal=terminal, explain=explain)
+    except BaseException:
+        held.release()
+        raise
+    try:
+        return launcher.wait(pid, master, held)
     finally:
         if master is not None:
             os.close(master)

@@ -325,15 +325,21 @@ def run(runtime, container_id: str, args: argparse.Namespace) -> int:
     from minict.runc import containers as c
     from minict.runtime import launcher
 
-    pid = c.create(runtime, container_id, args.bundle, args.pid_file, args.console_socket)
+    held = None if args.detach else launcher.HeldSignals()
     try:
-        c.start(runtime, container_id)
+        pid = c.create(runtime, container_id, args.bundle, args.pid_file, args.console_socket)
+        try:
+            c.start(runtime, container_id)
+        except BaseException:
+            c.delete(runtime, container_id, force=True)
+            raise
     except BaseException:
-        c.delete(runtime, container_id, force=True)
+        if held is not None:
+            held.release()
         raise
     if args.detach:
         return 0
-    status = launcher.wait(pid)
+    status = launcher.wait(pid, None, held)
     c.delete(runtime, container_id, force=True)
     return status
 

@@ -243,7 +243,28 @@ def write_id_maps(pid: int, spec: dict, trace: Tracer) -> None:
                                       STATUS_SETUP_FAILED) from None
 
 
-def wait(pid: int, terminal_master: int | None = None) -> int:
+class HeldSignals:
+    """Hold the signals minict forwards from before the container starts until wait() forwards them.
+
+    Without this, a SIGTERM that arrives after the container's command has
+    started but before wait() installs its handlers would end minict itself
+    and leave the container running.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.previous = {signum: signal.signal(signum, self._hold) for signum in FORWARDED_SIGNALS}
+
+    def _hold(self, signum, frame) -> None:
+        self.pending.append(signum)
+
+    def release(self) -> None:
+        """Put back the handlers that were there before (on a start that failed)."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def wait(pid: int, terminal_master: int | None = None, held: HeldSignals | None = None) -> int:
     """Wait for the container, forwarding signals and the terminal; return its exit status."""
     def forward(signum, frame):
         try:
@@ -253,6 +274,10 @@ def wait(pid: int, terminal_master: int | None = None) -> int:
 
     forwarded = FORWARDED_SIGNALS if terminal_master is not None else FORWARDED_SIGNALS + (signal.SIGWINCH,)
     previous = {signum: signal.signal(signum, forward) for signum in forwarded}
+    if held is not None:
+        previous.update({s: h for s, h in held.previous.items() if s in previous})
+        for signum in held.pending:
+            forward(signum, None)
     try:
         if terminal_master is None:
             while True:
