@@ -31,6 +31,7 @@ class Report:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.repaired: list[str] = []
+        self.notes: list[str] = []  # facts about the host, not the store: they do not fail the check
 
     def found(self, message: str, fixed: bool) -> None:
         (self.repaired if fixed else self.problems).append(message)
@@ -43,6 +44,7 @@ def check(store: Store, repair: bool = False) -> Report:
         broken_chains = _check_snapshots(store, repair, report)
         _check_images(store, repair, report, broken_blobs, broken_chains)
         _check_containers(store, repair, report)
+        _check_cgroups(store, repair, report)
         _check_volumes(store, repair, report)
     return report
 
@@ -172,6 +174,46 @@ def _check_containers(store: Store, repair: bool, report: Report) -> None:
             fixed = state.get("status") not in ("running", "paused")
             report.found(f"container {name!r} was recorded as running, but its init is gone"
                          + ("; recorded as exited" if fixed else ""), fixed)
+
+
+def _check_cgroups(store: Store, repair: bool, report: Report) -> None:
+    """Find /minict/<id> cgroups whose container is gone, as a killed rm or start leaves them."""
+    from minict.runtime.cgroups import CgroupError, detect, open_cgroup
+
+    try:
+        layout = detect()
+    except (CgroupError, OSError):
+        return
+    known = set()
+    for name in os.listdir(store.containers):
+        try:
+            known.add(read_json(os.path.join(store.containers, name, "container.json"))["id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    found = set()
+    for mount in layout[1].values():
+        try:
+            found.update(entry for entry in os.listdir(os.path.join(mount, "minict")) if _HEX.match(entry))
+        except FileNotFoundError:
+            continue
+    for container_id in sorted(found - known):
+        cgroup = open_cgroup(f"/minict/{container_id}", layout)
+        pids = cgroup.pids()
+        if pids:
+            # Another state directory on this host may own it, so its processes are only reported.
+            report.notes.append(f"cgroup /minict/{container_id} belongs to no container of this state directory and "
+                                f"holds processes {', '.join(map(str, pids[:5]))}; if no other state directory owns "
+                                "it, kill them and run minict check --repair again")
+            continue
+        if repair:
+            try:
+                cgroup.remove(timeout=1)
+                report.repaired.append(f"empty cgroup /minict/{container_id} of no container removed")
+                continue
+            except CgroupError:
+                pass
+        report.notes.append(f"empty cgroup /minict/{container_id} belongs to no container of this state directory"
+                            + ("" if repair else "; --repair removes it"))
 
 
 def _check_volumes(store: Store, repair: bool, report: Report) -> None:

@@ -278,6 +278,32 @@ def _cgroup_of(spec: dict):
         return None
 
 
+def _kill_strays(spec: dict) -> None:
+    """SIGKILL what is left in the container's cgroup that state.json does not know of.
+
+    A start killed between its fork and its state write leaves an init that
+    no state names, and only the cgroup still holds it.
+    """
+    import signal
+
+    cgroup = _cgroup_of(spec)
+    if cgroup is None:
+        return
+    deadline = time.monotonic() + 5
+    while True:
+        pids = cgroup.pids()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+
+
 def _release_cgroup(spec: dict) -> bool:
     """Read whether the OOM killer struck, then delete the cgroup; return the former."""
     from minict.runtime.cgroups import CgroupError
@@ -610,6 +636,7 @@ def remove(store: Store, name: str, force: bool = False, volumes: bool = False) 
                 raise FailedPrecondition(f"container {name!r} is running; stop it first or use rm --force")
             _signal(directory, spec, state, 9)
             _wait_gone(state, 10)
+        _kill_strays(spec)
         _release_cgroup(spec)
         doomed = os.path.join(store.containers, f".removing-{name}-{os.urandom(4).hex()}")
         os.rename(directory, doomed)

@@ -30,7 +30,7 @@ def check(root: str, *flags: str) -> subprocess.CompletedProcess:
 def test_check_repairs_a_corrupt_blob(registry, root):
     image = f"{registry.address}/alpine:3.20.3"
     assert run_minict(["pull", "-q", image], root).returncode == 0
-    assert check(root).stdout == "the state directory is consistent\n"
+    assert check(root).stdout.endswith("the state directory is consistent\n")
     blobs = os.path.join(root, "blobs", "sha256")
     victim = max(os.listdir(blobs), key=lambda name: os.path.getsize(os.path.join(blobs, name)))  # the layer
     with open(os.path.join(blobs, victim), "r+b") as file:
@@ -283,3 +283,22 @@ def test_hostile_image_config(registry, root, tmp_path):
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",  # no PATH in the image: docker's default
     ]
     assert not os.path.exists(host_path)
+
+
+def test_rm_kills_processes_no_state_knows(registry, root):
+    """A start killed between its fork and its state write leaves an init that only the cgroup still holds."""
+    image = f"{registry.address}/busybox:latest"
+    container_id = run_minict(["run", "-d", "--name", "lost", image, "sleep", "100"], root).stdout.strip()
+    state_path = os.path.join(root, "containers", "lost", "state.json")
+    with open(state_path) as file:
+        pid = json.load(file)["pid"]
+    with open(state_path, "w") as file:
+        json.dump({"status": "created"}, file)  # what the state says when the start died before recording
+    assert run_minict(["rm", "lost"], root).returncode == 0
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    from minict.runtime.cgroups import detect
+
+    assert not any(os.path.exists(os.path.join(m, "minict", container_id)) for m in detect()[1].values())

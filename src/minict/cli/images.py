@@ -211,6 +211,8 @@ def check(args: argparse.Namespace) -> int:
         print(f"repaired: {message}")
     for message in report.problems:
         print(f"problem: {message}")
+    for message in report.notes:
+        print(f"note: {message}")
     if report.problems:
         print(f"{len(report.problems)} problem{'s' if len(report.problems) != 1 else ''} left"
               + ("" if args.repair else "; minict check --repair fixes what can be fixed"))
