@@ -55,9 +55,10 @@ results=$work/results
 mkdir -p "$results"
 out=${out:-$([ "$quick" = 1 ] && echo "$work/benchmarks.md" || echo "$repo/docs/benchmarks.md")}
 registry_dir=$work/registry
-podman_state=()
-for path in /dev/shm/libpod_lock /run/libpod /run/containers; do
-    [ -e "$path" ] || podman_state+=("$path")
+# podman and crun make these outside the folders they are given; remove the ones this run made.
+made_outside=()
+for path in /dev/shm/libpod_lock /run/libpod /run/containers /run/crun; do
+    [ -e "$path" ] || made_outside+=("$path")
 done
 id=bench-$$
 
@@ -71,7 +72,7 @@ cleanup() {
     [ -f "$registry_dir/registry.pid" ] && bash "$testbed/stop-registry.sh" -q -d "$registry_dir" --purge
     findmnt -rn -o TARGET | grep "^$work" | sort -r | xargs -r -n1 umount -l 2>/dev/null
     if [ "$keep" = 1 ]; then echo "bench: work directory kept: $work" >&2; else rm -rf "$work"; fi
-    pgrep -x podman >/dev/null || rm -rf "${podman_state[@]}"
+    pgrep -x podman >/dev/null || rm -rf "${made_outside[@]}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
