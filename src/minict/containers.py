@@ -282,7 +282,7 @@ def _kill_strays(spec: dict) -> None:
     """SIGKILL what is left in the container's cgroup that state.json does not know of.
 
     A start killed between its fork and its state write leaves an init that
-    no state names, and only the cgroup still holds it.
+    no state names, and only the cgroup still contains it.
     """
     import signal
 

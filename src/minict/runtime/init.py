@@ -319,7 +319,7 @@ def setup_terminal(send_master, trace: Tracer, console: bool = True) -> None:
     slave_path = f"/dev/pts/{number}"
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
     trace(f"sendmsg(SCM_RIGHTS, master of {slave_path})", "whoever copies the terminal gets the master")
-    # With minict's own launcher this waits until the window size is set, so the command sees it at once.
+    # With minict's own launcher this waits until the window size is set, so the command starts with it.
     send_master(master)
     os.close(master)
     if console:
@@ -366,7 +366,7 @@ def write_sysctls(sysctls: dict, trace: Tracer) -> None:
 
 
 def wait_for_start(fifo_fd: int, trace: Tracer) -> None:
-    """Block until `start` opens the exec FIFO, then write one byte so start knows the init went on."""
+    """Block until `start` opens the exec FIFO, then write one byte to confirm that the init went on."""
     trace("open(exec.fifo, O_WRONLY)", "create is done: wait here until start opens the FIFO for reading")
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
@@ -612,7 +612,7 @@ def _exec_error(executable: str, error: OSError) -> SetupError:
 
 
 def _report(error_fd: int, status: int, message: str) -> None:
-    """Send a setup failure to the launcher and exit; after create's ready, nobody listens, so print it."""
+    """Send a setup failure to the launcher and exit. After create's ready the launcher is gone, so print it."""
     data = json.dumps({"status": status, "message": message}).encode()
     try:
         if stat.S_ISSOCK(os.fstat(error_fd).st_mode):

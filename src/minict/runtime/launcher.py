@@ -49,7 +49,7 @@ def _wants_new_pid_namespace(spec: dict) -> str | None | bool:
 
 
 class CreateOptions:
-    """How `minict-runc create` differs from a run: the init stops at the exec FIFO until `start`.
+    """Settings of `minict-runc create`, whose init stops at the exec FIFO until `start`.
 
     `fifo` is the FIFO's path, `console_socket` the unix socket that gets the
     pty master, and `state` the id, bundle and annotations hooks receive.
