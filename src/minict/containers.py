@@ -23,6 +23,7 @@ import time
 
 from minict.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MinictError, NotFound
 from minict.fsutil import atomic_write, atomic_write_json, copy_tree, file_lock, read_json, remove_tree
+from minict.runtime.cgroups import cgroup_of_spec as _cgroup_of
 from minict.state import (TransitionError, alive, is_running, lock_path, process_start_time, read_state,
                           record_exit, settle, transition, write_state)
 from minict.store import Store
@@ -266,60 +267,21 @@ def load(store: Store, name: str) -> tuple[str, dict, dict]:
     return directory, record, spec  # type: ignore[return-value]
 
 
-def _cgroup_of(spec: dict):
-    path = (spec.get("linux") or {}).get("cgroupsPath")
-    if not path:
-        return None
-    from minict.runtime.cgroups import CgroupError, open_cgroup
-
-    try:
-        return open_cgroup(path)
-    except CgroupError:
-        return None
-
-
 def _kill_strays(spec: dict) -> None:
     """SIGKILL what is left in the container's cgroup that state.json does not know of.
 
     A start killed between its fork and its state write leaves an init that
     no state names, and only the cgroup still contains it.
     """
-    import signal
-
     cgroup = _cgroup_of(spec)
-    if cgroup is None:
-        return
-    deadline = time.monotonic() + 5
-    while True:
-        pids = cgroup.pids()
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.01)
+    if cgroup is not None:
+        cgroup.kill_all()
 
 
 def _release_cgroup(spec: dict) -> bool:
     """Read whether the OOM killer struck, then delete the cgroup; return the former."""
-    from minict.runtime.cgroups import CgroupError
-
     cgroup = _cgroup_of(spec)
-    if cgroup is None:
-        return False
-    try:
-        oom_killed = cgroup.oom_kills() > 0
-    except OSError:
-        oom_killed = False
-    try:
-        cgroup.remove()
-    except CgroupError:
-        pass
-    return oom_killed
+    return cgroup.release() if cgroup is not None else False
 
 
 def start(store: Store, name: str, *, detach: bool = False, explain: bool = False, terminal: bool | None = None,

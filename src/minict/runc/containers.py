@@ -29,6 +29,7 @@ import time
 
 from minict.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MinictError, NotFound
 from minict.fsutil import atomic_write, atomic_write_json, file_lock, read_json, remove_tree
+from minict.runtime.cgroups import cgroup_of_spec as _cgroup_of
 from minict.state import alive, process_start_time
 
 DEFAULT_ROOT = "/run/minict-runc"
@@ -59,14 +60,6 @@ class Runtime:
                           if os.path.exists(os.path.join(self.root, name, "state.json")))
         except FileNotFoundError:
             return []
-
-
-def _cgroup_of(spec: dict):
-    """Return the container's cgroup, or None when config.json names none."""
-    from minict.runtime.cgroups import open_cgroup
-
-    path = (spec.get("linux") or {}).get("cgroupsPath")
-    return open_cgroup(path) if path else None
 
 
 def status_of(directory: str, state: dict, spec: dict) -> str:
@@ -295,11 +288,10 @@ def delete(runtime: Runtime, container_id: str, force: bool = False) -> None:
         if cgroup is not None:
             from minict.runtime.cgroups import CgroupError
 
+            cgroup.kill_all()
             try:
-                for pid in cgroup.pids():
-                    os.kill(pid, signal.SIGKILL)
                 cgroup.remove()
-            except (CgroupError, ProcessLookupError):
+            except CgroupError:
                 pass
         document = state_document(directory, state, spec)
     remove_tree(directory)

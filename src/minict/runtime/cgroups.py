@@ -91,8 +91,8 @@ def cpu_weight(shares: int) -> int:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-# What every container may use even when its rules deny all devices: the
-# nodes minict creates in /dev and the pty pair. runc allows the same set.
+# Devices every container may use even when its rules deny all: the nodes
+# minict creates in /dev and the pty pair. runc allows the same set.
 DEFAULT_DEVICE_RULES = [(True, "c 1:3 rwm"), (True, "c 1:5 rwm"), (True, "c 1:7 rwm"), (True, "c 1:8 rwm"),
                         (True, "c 1:9 rwm"), (True, "c 5:0 rwm"), (True, "c 5:1 rwm"), (True, "c 5:2 rwm"),
                         (True, "c 136:* rwm")]
@@ -179,6 +179,36 @@ class Cgroup:
             except OSError:
                 continue
         return sorted(pids)
+
+    def kill_all(self, timeout: float = 5.0) -> None:
+        """SIGKILL every process in the cgroup, again until it is empty or `timeout` seconds pass."""
+        import signal
+
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+
+    def release(self) -> bool:
+        """Read whether the OOM killer struck, then delete the cgroup (rm retries a failure); return the former."""
+        try:
+            oom_killed = self.oom_kills() > 0
+        except OSError:
+            oom_killed = False
+        try:
+            self.remove()
+        except CgroupError:
+            pass
+        return oom_killed
 
     def remove(self, timeout: float = 2.0) -> None:
         """Delete the cgroup directories; processes still exiting make rmdir fail with EBUSY for a moment."""
@@ -386,6 +416,17 @@ class CgroupV2(Cgroup):
 
     def oom_kills(self) -> int:
         return _flat_keyed(os.path.join(self.directory, "memory.events")).get("oom_kill", 0)
+
+
+def cgroup_of_spec(spec: dict) -> Cgroup | None:
+    """Return the cgroup config.json names in linux.cgroupsPath; None when it names none or none is mounted."""
+    path = (spec.get("linux") or {}).get("cgroupsPath")
+    if not path:
+        return None
+    try:
+        return open_cgroup(path)
+    except CgroupError:
+        return None
 
 
 def open_cgroup(path: str, layout: tuple[str, dict[str, str]] | None = None) -> Cgroup:

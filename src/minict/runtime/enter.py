@@ -70,11 +70,9 @@ def start(spec: dict, pid: int, start_time: int, process: dict, *, terminal: boo
         namespaces = open_namespaces(pid, start_time, spec)
     except SetupError as error:
         raise ContainerStartError(str(error), STATUS_SETUP_FAILED) from None
-    cgroup = None
-    if (spec.get("linux") or {}).get("cgroupsPath"):
-        from minict.runtime.cgroups import open_cgroup
+    from minict.runtime.cgroups import cgroup_of_spec
 
-        cgroup = open_cgroup(spec["linux"]["cgroupsPath"])
+    cgroup = cgroup_of_spec(spec)
     if "pid" in namespaces:
         trace("setns(pid namespace of the init, CLONE_NEWPID)", "the next child of minict lands in the container's PID namespace")
         sc.setns(namespaces.pop("pid"), sc.CLONE_NEWPID)

@@ -94,19 +94,12 @@ def main(settings: dict) -> None:
     from minict.state import record_exit
 
     oom_killed = False
-    cgroup = None
     if settings.get("cgroup"):
         try:
-            cgroup = open_cgroup(settings["cgroup"])
-            oom_killed = cgroup.oom_kills() > 0
-        except (CgroupError, OSError):
-            cgroup = None
-    record_exit(settings["directory"], pid, status, oom_killed)
-    if cgroup is not None:
-        try:
-            cgroup.remove()
+            oom_killed = open_cgroup(settings["cgroup"]).release()
         except CgroupError:
-            pass  # rm tries again
+            pass  # no cgroup tree is mounted any more
+    record_exit(settings["directory"], pid, status, oom_killed)
     remove = settings.get("remove")
     if remove:
         # --rm: become `minict rm`, which takes the lock and deletes the container and its anonymous volumes.
