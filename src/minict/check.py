@@ -5,9 +5,9 @@ What it checks, holding gc.lock exclusively so no pull or create runs meanwhile:
 - blobs hash to their names;
 - snapshots have their record, naming the chain ID of their directory;
 - image records name blobs and snapshots that exist;
-- containers have their records, and images whose snapshots exist; no
-  half-created or half-removed container directory is left, and no state
-  records a running container whose init is gone;
+- containers have their records, and their images' snapshots exist;
+- no half-created or half-removed container directory is left;
+- no state records a running container whose init is gone;
 - no half-created or half-removed volume is left.
 
 Repairs only delete or settle: a corrupt blob, a broken snapshot, an image

@@ -3,7 +3,7 @@
 Importing the logging package costs about 6 ms, a tenth of a container
 start, and only pull, login and garbage collection log anything. So the
 command line stores the requested level here, and logging is imported and
-set up when the first module asks for a logger.
+set up when the first module requests a logger.
 """
 
 from __future__ import annotations

@@ -436,7 +436,7 @@ class Puller:
             except RegistryError as error:
                 if offset and getattr(error, "status", None) == 416:
                     # The registry cannot serve that range: start again from the first byte.
-                    log.info("%s: the registry refused the range from byte %d; downloading from the start",
+                    log.info("%s: the registry rejected the range from byte %d; downloading from the start",
                              short(layer.digest), offset)
                     self.progress.layer_advance(layer.digest, -offset)
                     ingest.reset()

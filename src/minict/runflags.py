@@ -90,7 +90,13 @@ def parse_int(text: str, flag: str, minimum: int | None = None, maximum: int | N
     except ValueError:
         raise InvalidArgument(f"invalid {flag} {text!r}: use a whole number") from None
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise InvalidArgument(f"invalid {flag} {text!r}: use a number from {minimum} to {maximum}")
+        if maximum is None:
+            expected = f"a number of at least {minimum}"
+        elif minimum is None:
+            expected = f"a number of at most {maximum}"
+        else:
+            expected = f"a number from {minimum} to {maximum}"
+        raise InvalidArgument(f"invalid {flag} {text!r}: use {expected}")
     return value
 
 

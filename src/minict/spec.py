@@ -118,7 +118,7 @@ def generate(image_config: dict, options: RunOptions, hostname: str, files: dict
              overlay: dict | None, user_mounts: list[dict] | None = None, cgroups_path: str | None = None) -> dict:
     """Return config.json for a container.
 
-    `files` maps /etc/hostname and friends to host files; `user_mounts` are
+    `files` maps /etc/hostname and friends to host files. `user_mounts` are
     the OCI mounts of -v, --mount and --tmpfs, with volume names already
     turned into host paths.
     """

@@ -293,7 +293,7 @@ def test_rm_kills_processes_no_state_knows(registry, root):
     with open(state_path) as file:
         pid = json.load(file)["pid"]
     with open(state_path, "w") as file:
-        json.dump({"status": "created"}, file)  # what the state says when the start died before recording
+        json.dump({"status": "created"}, file)  # the state a start leaves when it dies before recording
     assert run_minict(["rm", "lost"], root).returncode == 0
     deadline = time.monotonic() + 10
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:

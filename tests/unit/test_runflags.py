@@ -201,3 +201,12 @@ def test_image_env_edge_cases():
     assert not any(entry.startswith(("NOEQUALS", "=")) for entry in env)
     assert env[0].startswith("PATH=/usr/local/sbin")  # the image sets no PATH
     assert sum(entry.startswith("A=") for entry in env) == 1
+
+
+def test_int_bounds_in_messages():
+    with pytest.raises(InvalidArgument, match="use a number of at least 0"):
+        rf.parse_int("-1", "--stop-timeout", 0)
+    with pytest.raises(InvalidArgument, match="use a number from 2 to 262144"):
+        rf.parse_int("1", "--cpu-shares", 2, 262144)
+    with pytest.raises(InvalidArgument, match="use a whole number"):
+        rf.parse_int("x", "--pids-limit", -1)

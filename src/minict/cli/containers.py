@@ -262,10 +262,13 @@ def _run_options(args: argparse.Namespace, arguments: list[str], terminal: bool)
     no_new_privileges = False
     for option in args.security_opt:
         no_new_privileges = rf.parse_security_opt(option) or no_new_privileges
+    entrypoint = None
+    if args.entrypoint is not None:
+        # As in docker, --entrypoint "" clears the image's Entrypoint (and with it the Cmd).
+        entrypoint = [args.entrypoint] if args.entrypoint else []
     return RunOptions(
         command=arguments,
-        # As in docker, --entrypoint "" clears the image's Entrypoint (and with it the Cmd).
-        entrypoint=([args.entrypoint] if args.entrypoint else []) if args.entrypoint is not None else None,
+        entrypoint=entrypoint,
         env=_env_entries(args.env, args.env_file),
         hostname=args.hostname,
         user=args.user,

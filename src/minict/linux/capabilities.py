@@ -57,7 +57,7 @@ def last_cap() -> int:
 
 
 def available() -> list[str]:
-    """The capabilities this process may hand on: its bounding set (root may lack some, in a container)."""
+    """Return the capabilities this process may hand on: its bounding set (root in a container may lack some)."""
     with open("/proc/self/status") as file:
         for line in file:
             if line.startswith("CapBnd:"):

@@ -312,9 +312,12 @@ def dispatch(args: argparse.Namespace) -> int:
         path = os.path.join(args.bundle, "config.json")
         if os.path.exists(path):
             raise MinictError(f"{path} already exists; remove it first")
-        with open(path, "w") as file:
-            json.dump(default_spec(args.rootless), file, indent=2)
-            file.write("\n")
+        try:
+            with open(path, "w") as file:
+                json.dump(default_spec(args.rootless), file, indent=2)
+                file.write("\n")
+        except OSError as error:
+            raise MinictError(f"failed to write {path}: {error.strerror}; create the bundle directory first") from None
     elif verb == "features":
         print(json.dumps(features(), indent=2))
     return 0
