@@ -145,6 +145,46 @@ def _error_detail(response: requests.Response) -> str:
         return ""
 
 
+def trust_system_cas(context: ssl.SSLContext) -> None:
+    """Make the context trust the system's CAs.
+
+    A bundle file is parsed whole when loaded: about 22 ms for Debian's 140
+    CAs. A directory of hashed names (OpenSSL's c_rehash layout, which Debian's
+    /etc/ssl/certs has) is read lazily, one certificate when a handshake needs
+    it. So the directory wins when it has such names, unless SSL_CERT_FILE
+    names a bundle.
+    """
+    paths = ssl.get_default_verify_paths()
+    directory = _lazy_ca_directory()
+    if directory and not os.environ.get(paths.openssl_cafile_env):
+        context.load_verify_locations(capath=directory)
+        return
+    for bundle in (paths.cafile, *SYSTEM_CA_FILES):
+        if bundle and os.path.exists(bundle):
+            context.load_verify_locations(cafile=bundle)
+            return
+    context.load_default_certs()
+
+
+def _lazy_ca_directory() -> str | None:
+    """The system CA directory when OpenSSL can read it lazily, else None."""
+    capath = ssl.get_default_verify_paths().capath
+    return capath if capath and _has_hashed_names(capath) else None
+
+
+def _has_hashed_names(directory: str) -> bool:
+    """True when the directory has a name such as 5ad8a5d6.0: a subject hash and a counter."""
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                stem, dot, counter = entry.name.partition(".")
+                if dot and len(stem) == 8 and counter.isdigit() and all(c in "0123456789abcdef" for c in stem):
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 class _TLSAdapter(HTTPAdapter):
     def __init__(self, context: ssl.SSLContext | None):
         self._context = context
@@ -174,7 +214,14 @@ class RegistryClient:
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._credentials_loaded = False
         self._credentials: tuple[str, str] | None = None
-        self._ssl_context = self._build_ssl_context()
+        # The CAs are loaded on the first HTTPS request to the registry, not here: a plain-HTTP
+        # registry then never pays for them (see trust_system_cas).
+        self._ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and host name
+        if options.tls_verify is False:
+            self._ssl_context.check_hostname = False
+            self._ssl_context.verify_mode = ssl.CERT_NONE
+        self._trust_lock = threading.Lock()
+        self._trust_loaded = False
 
     # -- connection setup ----------------------------------------------------
 
@@ -183,34 +230,52 @@ class RegistryClient:
             return [self.options.cert_dir]
         return [os.path.join(base, self.host) for base in CERTS_D] + [os.path.join(base, self.domain) for base in CERTS_D]
 
-    def _build_ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        # The default context has the system CAs when OpenSSL's paths are the distribution's. Loading
-        # the bundle again took another 22 ms here, so it is loaded only when the default found none
-        # (a Python built with other paths).
-        if not context.cert_store_stats().get("x509_ca"):
-            for bundle in SYSTEM_CA_FILES:
-                if os.path.exists(bundle):
-                    context.load_verify_locations(cafile=bundle)
-                    break
-        for directory in self._cert_dirs():
-            try:
-                names = sorted(os.listdir(directory))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for name in names:
-                path = os.path.join(directory, name)
-                if name.endswith(".crt"):
-                    context.load_verify_locations(cafile=path)
-                elif name.endswith(".cert"):
-                    key = path[: -len(".cert")] + ".key"
-                    if not os.path.exists(key):
-                        raise RegistryError(f"client certificate {path} has no matching key {key}; add the key or remove the certificate")
-                    context.load_cert_chain(path, key)
-        if self.options.tls_verify is False:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+    def _load_trust(self) -> None:
+        """Load the system CAs and the registry's certs.d files (CAs, client certificates) once."""
+        with self._trust_lock:
+            if self._trust_loaded:
+                return
+            context = self._ssl_context
+            if self.options.tls_verify is not False:
+                trust_system_cas(context)
+            for directory in self._cert_dirs():
+                try:
+                    names = sorted(os.listdir(directory))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                for name in names:
+                    path = os.path.join(directory, name)
+                    if name.endswith(".crt"):
+                        context.load_verify_locations(cafile=path)
+                    elif name.endswith(".cert"):
+                        key = path[: -len(".cert")] + ".key"
+                        if not os.path.exists(key):
+                            raise RegistryError(f"client certificate {path} has no matching key {key}; add the key or remove the certificate")
+                        context.load_cert_chain(path, key)
+            self._trust_loaded = True
+
+    def _answers_tls(self) -> bool:
+        """Whether the registry's port completes a TLS handshake; checked without any CA loaded.
+
+        Only used where plain HTTP is allowed, to skip loading the CAs for a
+        registry that speaks plain HTTP. Nothing is sent over this connection.
+        """
+        import socket
+
+        host, _, port = self.host.rpartition(":") if not self.host.endswith("]") else (self.host, "", "")
+        if not host or not port.isdigit():
+            host, port = self.host, "443"
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=self.options.connect_timeout) as sock:
+                with probe.wrap_socket(sock, server_hostname=host.strip("[]")):
+                    return True
+        except (ssl.SSLError, ConnectionRefusedError, ConnectionResetError):
+            return False
+        except OSError:
+            return True  # unreachable or slow: let the HTTPS request report it, with its retries
 
     @property
     def session(self) -> requests.Session:
@@ -223,6 +288,8 @@ class RegistryClient:
             adapter = _TLSAdapter(self._ssl_context)
             session.mount("https://", adapter)
             session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
+            # requests would otherwise load certifi's bundle into the context on each new connection.
+            session.verify = _lazy_ca_directory() or True
             if self.options.tls_verify is False:
                 session.verify = False
                 import urllib3
@@ -244,7 +311,12 @@ class RegistryClient:
             last_error: Exception | None = None
             for scheme in schemes:
                 url = f"{scheme}://{self.host}/v2/"
+                if scheme == "https" and self.allow_http and not self._answers_tls():
+                    last_error = RegistryError(f"{self.host} does not answer TLS")
+                    continue
                 try:
+                    if scheme == "https":
+                        self._load_trust()
                     response = self._send_with_retries("GET", url, headers={}, stream=False)
                 except requests.exceptions.SSLError as error:
                     if "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate" in str(error).lower():
