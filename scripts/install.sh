@@ -30,6 +30,23 @@ if [ ! -x "$repo/.venv/bin/python" ]; then
     "$python" -m venv "$repo/.venv"
 fi
 "$repo/.venv/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
+# Replace pip's two launchers with lean ones. pip's import re and go through site and
+# its .pth files; these run the interpreter with -IS (isolated, no site) and put the source and the
+# venv's packages on sys.path themselves, which saves about 5 ms of each container start.
+site=$("$repo/.venv/bin/python" -I -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+for pair in "minict minict.cli.main" "minict-runc minict.runc.cli"; do
+    set -- $pair
+    cat > "$repo/.venv/bin/$1.new" <<LAUNCHER
+#!$repo/.venv/bin/python -IS
+# Written by scripts/install.sh in place of pip's launcher (see there).
+import sys
+sys.path[:0] = ["$repo/src", "$site"]
+from $2 import main
+sys.exit(main())
+LAUNCHER
+    chmod 755 "$repo/.venv/bin/$1.new"
+    mv "$repo/.venv/bin/$1.new" "$repo/.venv/bin/$1"
+done
 ln -sf "$repo/.venv/bin/minict" /usr/local/bin/minict
 ln -sf "$repo/.venv/bin/minict-runc" /usr/local/bin/minict-runc
 echo "minict installed: $(/usr/local/bin/minict --version)"

@@ -7,8 +7,9 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o644, fsync: bool = True) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 from minict.errors import InvalidArgument, NotFound
 
@@ -23,11 +23,10 @@ _MACHINE_TO_ARCH = {
 }
 
 
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str = ""
+class Platform(namedtuple("Platform", "os architecture variant", defaults=("",))):
+    """An image platform such as linux/arm64/v8; a named tuple, so it loads without dataclasses."""
+
+    __slots__ = ()
 
     def __str__(self) -> str:
         text = f"{self.os}/{self.architecture}"

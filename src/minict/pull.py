@@ -24,10 +24,6 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-
-import requests
-import urllib3
 
 from minict.content import ContentStore
 from minict.digest import Verifier, parse_digest
@@ -39,6 +35,7 @@ from minict.platform import Platform, choose_manifest, descriptor_platform, host
 from minict.progress import Progress, short
 from minict.reference import Reference, parse_reference
 from minict.registry.client import INDEX_TYPES, MANIFEST_TYPES, ClientOptions, RegistryClient, backoff_delay
+from minict.registry.transport import TransportError
 from minict.snapshots import PreparedSnapshot, Snapshots, chain_ids, choose_snapshotter
 from minict.store import Store
 from minict.unpack.applier import NATIVE, Applier
@@ -47,7 +44,7 @@ from minict.unpack.compression import StreamDecompressor
 log = get_logger(__name__)
 
 # Exceptions of a broken or stalled download; each one is retried with a Range request.
-_STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+_STREAM_ERRORS = (TransportError,)
 
 MAX_CONFIG_BYTES = 8 << 20
 CHUNK = 1 << 16
@@ -70,32 +67,44 @@ def _env_number(name: str, default, kind):
     return value
 
 
-@dataclass
 class PullOptions:
-    platform: Platform | None = None
-    jobs: int = 3
-    #: Largest uncompressed layer accepted, in bytes ($MINICT_MAX_LAYER_BYTES).
-    max_layer_bytes: int = field(default_factory=lambda: _env_number("MINICT_MAX_LAYER_BYTES", 64 << 30, int))
-    #: Largest ratio of uncompressed to compressed size, checked past 256 MiB ($MINICT_MAX_LAYER_RATIO).
-    max_layer_ratio: float = field(default_factory=lambda: _env_number("MINICT_MAX_LAYER_RATIO", 1000.0, float))
+    """The platform to pull, parallel downloads, and the layer size limits.
+
+    max_layer_bytes is the largest uncompressed layer accepted
+    ($MINICT_MAX_LAYER_BYTES); max_layer_ratio the largest ratio of
+    uncompressed to compressed size, checked past 256 MiB
+    ($MINICT_MAX_LAYER_RATIO).
+    """
+
+    def __init__(self, platform: Platform | None = None, jobs: int = 3, max_layer_bytes: int | None = None,
+                 max_layer_ratio: float | None = None):
+        self.platform = platform
+        self.jobs = jobs
+        self.max_layer_bytes = (_env_number("MINICT_MAX_LAYER_BYTES", 64 << 30, int)
+                                if max_layer_bytes is None else max_layer_bytes)
+        self.max_layer_ratio = (_env_number("MINICT_MAX_LAYER_RATIO", 1000.0, float)
+                                if max_layer_ratio is None else max_layer_ratio)
 
 
-@dataclass
 class _Layer:
-    index: int
-    digest: str
-    size: int
-    media_type: str
-    diff_id: str
-    chain_id: str
-    need_blob: bool
-    need_snapshot: bool
-    snapshot: PreparedSnapshot | None = None
-    applier: Applier | None = None
-    fed: int = 0  # compressed bytes passed to the decompressor so far
-    decompressed: int = 0
-    decompressor: StreamDecompressor | None = None
-    diff_verifier: Verifier | None = None
+    """One layer of the image being pulled, and the state of its download and unpack."""
+
+    def __init__(self, index: int, digest: str, size: int, media_type: str, diff_id: str, chain_id: str,
+                 need_blob: bool, need_snapshot: bool):
+        self.index = index
+        self.digest = digest
+        self.size = size
+        self.media_type = media_type
+        self.diff_id = diff_id
+        self.chain_id = chain_id
+        self.need_blob = need_blob
+        self.need_snapshot = need_snapshot
+        self.snapshot: PreparedSnapshot | None = None
+        self.applier: Applier | None = None
+        self.fed = 0  # compressed bytes passed to the decompressor so far
+        self.decompressed = 0
+        self.decompressor: StreamDecompressor | None = None
+        self.diff_verifier: Verifier | None = None
 
 
 def _load_json(body: bytes, what: str) -> dict:
@@ -451,7 +460,7 @@ class Puller:
                 while True:
                     if self.cancelled.is_set():
                         raise MinictError("pull cancelled")
-                    chunk = response.raw.read(CHUNK, decode_content=False)
+                    chunk = response.read(CHUNK)
                     if not chunk:
                         break
                     position = ingest.verifier.size

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 
 from minict.errors import InvalidArgument
 
@@ -152,16 +151,27 @@ def capability_set(default: list[str], add: list[str], drop: list[str]) -> list[
     return result
 
 
-@dataclass
 class MountRequest:
-    """One -v, --mount or --tmpfs flag. `source` is a host path (bind), a volume name or "" (anonymous)."""
+    """One -v, --mount or --tmpfs flag. `source` is a host path (bind), a volume name or "" (anonymous).
 
-    kind: str
-    destination: str
-    source: str = ""
-    readonly: bool = False
-    options: list[str] = field(default_factory=list)
-    copy: bool = True  # fill an empty volume from the image (docker's default; nocopy turns it off)
+    `copy` fills an empty volume from the image (docker's default; nocopy turns it off).
+    """
+
+    def __init__(self, kind: str, destination: str, source: str = "", readonly: bool = False,
+                 options: list[str] | None = None, copy: bool = True):
+        self.kind = kind
+        self.destination = destination
+        self.source = source
+        self.readonly = readonly
+        self.options = options if options is not None else []
+        self.copy = copy
+
+    def __repr__(self) -> str:
+        return (f"MountRequest({self.kind!r}, {self.destination!r}, {self.source!r}, readonly={self.readonly}, "
+                f"options={self.options!r}, copy={self.copy})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MountRequest) and vars(self) == vars(other)
 
 
 def _check_destination(destination: str, flag: str, text: str) -> str:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import time
-import uuid
 
 from minict.errors import MinictError
 from minict.fsutil import atomic_write_json, copy_tree, file_lock, makedirs, read_json, remove_tree
@@ -52,7 +51,7 @@ def overlay_works(directory: str) -> bool:
     """
     from minict.linux import syscalls
 
-    probe = os.path.join(directory, f".overlay-probe-{uuid.uuid4().hex}")
+    probe = os.path.join(directory, f".overlay-probe-{os.urandom(16).hex()}")
     try:
         for name in ("lower", "upper", "work", "merged"):
             os.makedirs(os.path.join(probe, name))
@@ -138,7 +137,7 @@ class Snapshots:
     def remove(self, chain_id: str) -> None:
         """Delete a snapshot: first rename it away, so no reader sees half a tree."""
         path = self.path(chain_id)
-        doomed = os.path.join(self.store.snapshots, f".tmp-remove-{_hex(chain_id)}-{uuid.uuid4().hex[:8]}")
+        doomed = os.path.join(self.store.snapshots, f".tmp-remove-{_hex(chain_id)}-{os.urandom(4).hex()}")
         try:
             os.rename(path, doomed)
         except FileNotFoundError:
@@ -175,7 +174,7 @@ class PreparedSnapshot:
         import fcntl
 
         self.snapshots = snapshots
-        name = f".tmp-{uuid.uuid4().hex}"
+        name = f".tmp-{os.urandom(16).hex()}"
         self.path = os.path.join(snapshots.store.snapshots, name)
         self.lock_path = self.path + ".lock"
         self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

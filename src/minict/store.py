@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 from minict.fsutil import makedirs
 
@@ -24,9 +24,10 @@ def default_root() -> str:
     return os.environ.get("MINICT_DIR") or DEFAULT_ROOT
 
 
-@dataclass(frozen=True)
-class Store:
-    root: str
+class Store(namedtuple("Store", "root")):
+    """The folders of a state directory; a named tuple, so it loads without dataclasses."""
+
+    __slots__ = ()
 
     @property
     def blobs(self) -> str:

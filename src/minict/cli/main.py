@@ -59,6 +59,10 @@ def _command_name(argv: list[str]) -> str | None:
     return None
 
 
+# The commands whose parsers build_parser makes itself; the container commands come from minict.cli.containers.
+_BUILT_HERE = ("pull", "list-images", "images", "rmi", "login", "logout", "info", "check", "runtime", "list-containers")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Build the argument parser; with `only`, just that command's subparser."""
     parser = argparse.ArgumentParser(
@@ -122,9 +126,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands.add_parser("list-containers", help="print the container names as a JSON array",
                         description="Print the names of all containers as a JSON array.")
 
-    from minict.cli import containers
+    if only is None or only not in _BUILT_HERE:
+        from minict.cli import containers
 
-    containers.add_parsers(commands)
+        containers.add_parsers(commands)
     if only is not None and not commands.built:
         return build_parser()  # an unknown command: the full parser's error lists the valid ones
     return parser

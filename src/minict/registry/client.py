@@ -1,4 +1,4 @@
-"""A Distribution API v2 client over requests.
+"""A Distribution API v2 client over http.client (see minict.registry.transport).
 
 One RegistryClient talks to one registry. It uses HTTPS, or plain HTTP for
 loopback and registries marked insecure. It handles Bearer and Basic
@@ -9,18 +9,13 @@ it reads them (see minict.content).
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import json
 import os
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from urllib.parse import urlencode, urlparse
-
-import requests
-from requests.adapters import HTTPAdapter
 
 from minict import digest as digest_module
 from minict.digest import parse_digest
@@ -28,6 +23,7 @@ from minict.errors import AuthError, ContentError, NotFound, RegistryError
 from minict.log import get_logger
 from minict.registry import credentials
 from minict.registry.challenge import parse_challenges
+from minict.registry.transport import Response, TLSError, TooManyRedirects, Transport, TransportError
 
 log = get_logger(__name__)
 
@@ -55,19 +51,25 @@ CERTS_D = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 DOCKER_HUB_API = "registry-1.docker.io"
 
 
-@dataclass
 class ClientOptions:
-    """Connection settings shared by the registry clients of one command."""
+    """Connection settings shared by the registry clients of one command.
 
-    state_root: str
-    tls_verify: bool | None = None  # None: verify, but allow plain HTTP on loopback
-    cert_dir: str | None = None
-    authfile: str | None = None
-    insecure_registries: frozenset[str] = frozenset()
-    max_attempts: int = 5
-    connect_timeout: float = 30.0
-    read_timeout: float = 60.0
-    max_retry_after: float = 60.0
+    tls_verify None means verify, but allow plain HTTP on loopback.
+    """
+
+    def __init__(self, state_root: str, tls_verify: bool | None = None, cert_dir: str | None = None,
+                 authfile: str | None = None, insecure_registries: frozenset[str] = frozenset(),
+                 max_attempts: int = 5, connect_timeout: float = 30.0, read_timeout: float = 60.0,
+                 max_retry_after: float = 60.0):
+        self.state_root = state_root
+        self.tls_verify = tls_verify
+        self.cert_dir = cert_dir
+        self.authfile = authfile
+        self.insecure_registries = insecure_registries
+        self.max_attempts = max_attempts
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_retry_after = max_retry_after
 
 
 def is_loopback(host: str) -> bool:
@@ -120,6 +122,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
+        import email.utils
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
@@ -132,14 +136,14 @@ def _ssl_reason(error: Exception) -> str:
     return text[start:].split(")")[0] if start >= 0 else text
 
 
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(response: Response) -> str:
     """Return the registry's error code and message from a JSON error body, if any."""
     try:
-        body = response.content[:65536]
+        body = response.read(65536)
         errors = json.loads(body).get("errors") or []
         parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
         return "; ".join(p for p in parts if p)
-    except (ValueError, AttributeError, requests.RequestException):
+    except (ValueError, AttributeError, TransportError):
         # Not JSON, or a body shorter than its Content-Length (Go servers send
         # a 33-byte text for a 416 with the blob's full length declared).
         return ""
@@ -185,19 +189,8 @@ def _has_hashed_names(directory: str) -> bool:
     return False
 
 
-class _TLSAdapter(HTTPAdapter):
-    def __init__(self, context: ssl.SSLContext | None):
-        self._context = context
-        super().__init__(pool_connections=4, pool_maxsize=8)
-
-    def init_poolmanager(self, *args, **kwargs):
-        if self._context is not None:
-            kwargs["ssl_context"] = self._context
-        return super().init_poolmanager(*args, **kwargs)
-
-
 class RegistryClient:
-    """Client for one registry domain. Thread-safe: each thread gets its own session."""
+    """Client for one registry domain. Thread-safe: each thread has its own connections."""
 
     def __init__(self, domain: str, options: ClientOptions):
         self.domain = domain
@@ -278,29 +271,17 @@ class RegistryClient:
             return True  # unreachable or slow: let the HTTPS request report it, with its retries
 
     @property
-    def session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = True
-            session.max_redirects = 10
-            session.headers["User-Agent"] = "minict"
-            adapter = _TLSAdapter(self._ssl_context)
-            session.mount("https://", adapter)
-            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
-            # requests would otherwise load certifi's bundle into the context on each new connection.
-            session.verify = _lazy_ca_directory() or True
-            if self.options.tls_verify is False:
-                session.verify = False
-                import urllib3
+    def transport(self) -> Transport:
+        """This thread's connections to the registry and the hosts it redirects to."""
+        transport = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = Transport(self._tls_context, self.options.connect_timeout, self.options.read_timeout)
+            self._local.transport = transport
+        return transport
 
-                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-            self._local.session = session
-        return session
-
-    @property
-    def _timeout(self) -> tuple[float, float]:
-        return (self.options.connect_timeout, self.options.read_timeout)
+    def _tls_context(self) -> ssl.SSLContext:
+        self._load_trust()
+        return self._ssl_context
 
     def _ensure_endpoint(self) -> str:
         """Pick the scheme by probing GET /v2/ and remember the first challenge."""
@@ -312,14 +293,12 @@ class RegistryClient:
             for scheme in schemes:
                 url = f"{scheme}://{self.host}/v2/"
                 if scheme == "https" and self.allow_http and not self._answers_tls():
-                    last_error = RegistryError(f"{self.host} does not answer TLS")
+                    last_error = RegistryError(f"{self.host} does not speak TLS")
                     continue
                 try:
-                    if scheme == "https":
-                        self._load_trust()
-                    response = self._send_with_retries("GET", url, headers={}, stream=False)
-                except requests.exceptions.SSLError as error:
-                    if "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate" in str(error).lower():
+                    response = self._send_with_retries("GET", url, headers={})
+                except TLSError as error:
+                    if error.certificate or "certificate" in str(error).lower():
                         raise RegistryError(
                             f"the TLS certificate of registry {self.domain} is not trusted ({_ssl_reason(error)}); "
                             f"put its CA in /etc/containers/certs.d/{self.host}/ca.crt, pass --cert-dir DIR, "
@@ -327,9 +306,10 @@ class RegistryClient:
                         ) from error
                     last_error = error  # the server does not speak TLS: try plain HTTP if allowed
                     continue
-                except requests.exceptions.ConnectionError as error:
+                except TransportError as error:
                     last_error = error
                     continue
+                response.close()
                 if response.status_code == 401:
                     self._challenge = self._pick_challenge(response)
                 elif response.status_code >= 400 and response.status_code != 404:
@@ -344,19 +324,17 @@ class RegistryClient:
 
     # -- sending with retries --------------------------------------------------
 
-    def _send_with_retries(self, method: str, url: str, headers: dict, stream: bool) -> requests.Response:
+    def _send_with_retries(self, method: str, url: str, headers: dict) -> Response:
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self.session.request(
-                    method, url, headers=headers, stream=stream, timeout=self._timeout, allow_redirects=True
-                )
-            except requests.exceptions.SSLError:
+                response = self.transport.request(method, url, headers)
+            except TLSError:
                 raise
-            except requests.exceptions.TooManyRedirects as error:
+            except TooManyRedirects as error:
                 raise RegistryError(f"too many redirects for {url}: {error}") from error
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+            except TransportError as error:
                 if attempt >= self.options.max_attempts:
                     raise
                 delay = backoff_delay(attempt)
@@ -385,7 +363,7 @@ class RegistryClient:
         return self._credentials
 
     @staticmethod
-    def _pick_challenge(response: requests.Response) -> tuple[str, dict[str, str]] | None:
+    def _pick_challenge(response: Response) -> tuple[str, dict[str, str]] | None:
         challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
         for scheme, params in challenges:
             if scheme == "bearer":
@@ -442,7 +420,7 @@ class RegistryClient:
                 headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
             else:
                 log.warning("not sending credentials for %s to token realm %s over plain HTTP", self.domain, realm)
-        response = self._send_with_retries("GET", url, headers=headers, stream=True)
+        response = self._send_with_retries("GET", url, headers=headers)
         try:
             if response.status_code in (401, 403):
                 who = f"as {creds[0]}" if creds else "anonymously"
@@ -452,7 +430,7 @@ class RegistryClient:
                 )
             if response.status_code != 200:
                 raise AuthError(f"token server {realm_host} returned {response.status_code} for {scope}")
-            body = response.raw.read(MAX_TOKEN_BYTES + 1, decode_content=True)
+            body = response.read(MAX_TOKEN_BYTES + 1)
         finally:
             response.close()
         if len(body) > MAX_TOKEN_BYTES:
@@ -469,7 +447,7 @@ class RegistryClient:
             lifetime = 60
         return token, float(lifetime)
 
-    def request(self, method: str, path: str, repository: str, headers: dict | None = None, stream: bool = False) -> requests.Response:
+    def request(self, method: str, path: str, repository: str, headers: dict | None = None) -> Response:
         """Send an authenticated request for `repository`, handling at most one challenge.
 
         A second 401 after fresh credentials is an AuthError, so a registry that
@@ -482,7 +460,7 @@ class RegistryClient:
         for attempt in range(2):
             if authorization:
                 headers["Authorization"] = authorization
-            response = self._send_with_retries(method, url, headers=headers, stream=stream)
+            response = self._send_with_retries(method, url, headers=headers)
             if response.status_code != 401:
                 return response
             challenge = self._pick_challenge(response)
@@ -507,7 +485,8 @@ class RegistryClient:
             return
         authorization = self._authorization("", self._challenge if self._challenge[0] == "basic" else
                                             (self._challenge[0], {**self._challenge[1], "scope": ""}), fresh=True)
-        response = self._send_with_retries("GET", base + "/v2/", headers={"Authorization": authorization}, stream=False)
+        response = self._send_with_retries("GET", base + "/v2/", headers={"Authorization": authorization})
+        response.close()
         if response.status_code == 401:
             raise AuthError(f"registry {self.domain} rejected the credentials of {user}")
         if response.status_code >= 400:
@@ -519,19 +498,16 @@ class RegistryClient:
         """Call `fetch` again when the connection breaks while the body is read.
 
         A response whose headers arrived can still lose its connection before
-        the body ends (urllib3 reports IncompleteRead). The request itself
+        the body ends (a TransportError from the read). The request itself
         was retried already, but not the read, so retry the whole fetch the
         same number of times.
         """
-        import urllib3
-
         attempt = 0
         while True:
             attempt += 1
             try:
                 return fetch()
-            except (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ConnectionError) as error:
+            except TransportError as error:
                 if attempt >= self.options.max_attempts:
                     raise RegistryError(f"reading {what} from {self.domain} failed {attempt} times: {error}") from None
                 delay = backoff_delay(attempt)
@@ -550,7 +526,7 @@ class RegistryClient:
 
     def _get_manifest_once(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         path = f"/v2/{repository}/manifests/{reference}"
-        response = self.request("GET", path, repository, headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+        response = self.request("GET", path, repository, headers={"Accept": MANIFEST_ACCEPT})
         try:
             if response.status_code == 404:
                 detail = _error_detail(response)
@@ -568,7 +544,7 @@ class RegistryClient:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
                 raise RegistryError(f"manifest {repository}:{reference} is {declared} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
-            body = response.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+            body = response.read(MAX_MANIFEST_BYTES + 1)
             if len(body) > MAX_MANIFEST_BYTES:
                 raise RegistryError(f"manifest {repository}:{reference} is over the {MAX_MANIFEST_BYTES}-byte limit")
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
@@ -619,16 +595,16 @@ class RegistryClient:
             "minict reads OCI and Docker schema 2 manifests and indexes"
         )
 
-    def open_blob(self, repository: str, digest: str, offset: int = 0) -> requests.Response:
+    def open_blob(self, repository: str, digest: str, offset: int = 0) -> Response:
         """Start a streaming blob download, from `offset` when it is above zero.
 
         The caller checks the status: 206 means the Range was honoured, 200 that
         the server sent the whole blob again.
         """
-        headers = {"Accept-Encoding": "identity"}
+        headers = {}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", repository, headers=headers, stream=True)
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", repository, headers=headers)
         if response.status_code == 404:
             response.close()
             raise NotFound(f"blob {digest} of {self.domain}/{repository} not found in the registry")
@@ -652,7 +628,7 @@ class RegistryClient:
         verifier = digest_module.Verifier(digest, size, f"blob {digest}")
         response = self.open_blob(repository, digest)
         try:
-            body = response.raw.read(limit + 1, decode_content=False)
+            body = response.read(limit + 1)
         finally:
             response.close()
         if len(body) > limit:

@@ -1,0 +1,175 @@
+"""minict.registry.transport against small HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from minict.registry.transport import Transport, TransportError, TooManyRedirects, _proxy_for
+
+
+class Server:
+    """An HTTP/1.1 server on 127.0.0.1 whose answers come from `answer(handler)`; it records each request."""
+
+    def __init__(self, answer, host: str = "127.0.0.1"):
+        self.requests: list[dict] = []
+        self.ports: set[int] = set()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append({"path": self.path, "headers": dict(self.headers)})
+                server.ports.add(self.client_address[1])
+                answer(self)
+
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.address = f"{host}:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def send(handler, status: int, body: bytes = b"", headers: dict | None = None, length: int | None = None):
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body) if length is None else length))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def transport() -> Transport:
+    return Transport(lambda: pytest.fail("no HTTPS expected"), connect_timeout=5, read_timeout=5)
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_connection_is_kept_alive(no_proxy_env):
+    server = Server(lambda h: send(h, 200, b"hello"))
+    try:
+        client = transport()
+        for _ in range(3):
+            response = client.request("GET", f"http://{server.address}/v2/", {})
+            assert (response.status_code, response.read(100)) == (200, b"hello")
+            response.close()
+    finally:
+        server.close()
+    assert len(server.requests) == 3
+    assert len(server.ports) == 1
+
+
+def test_idle_connection_closed_by_server_is_opened_again(no_proxy_env):
+    def answer(handler):
+        send(handler, 200, b"x")
+        handler.close_connection = True  # closes after answering, without saying so
+
+    server = Server(answer)
+    try:
+        client = transport()
+        for _ in range(2):
+            response = client.request("GET", f"http://{server.address}/", {})
+            assert response.read(10) == b"x"
+            response.close()
+    finally:
+        server.close()
+    assert len(server.requests) == 2
+    assert len(server.ports) == 2
+
+
+def test_short_body_returns_what_arrived_then_raises(no_proxy_env):
+    def answer(handler):
+        send(handler, 200, b"abc", length=10)
+        handler.close_connection = True
+
+    server = Server(answer)
+    try:
+        response = transport().request("GET", f"http://{server.address}/blob", {})
+        assert response.read(100) == b"abc"
+        with pytest.raises(TransportError, match="IncompleteRead: the connection closed with 7 bytes"):
+            response.read(100)
+        response.close()
+    finally:
+        server.close()
+
+
+def test_redirect_to_another_host_drops_authorization(no_proxy_env):
+    storage = Server(lambda h: send(h, 200, b"blob"), host="127.0.0.2")
+    registry = Server(lambda h: send(h, 307, headers={"Location": f"http://{storage.address}/data?sig=1"})
+                      if h.path.startswith("/v2/") else send(h, 200, b"same host"))
+    try:
+        client = transport()
+        response = client.request("GET", f"http://{registry.address}/v2/app/blobs/x",
+                                  {"Authorization": "Bearer secret", "Range": "bytes=5-"})
+        assert response.read(10) == b"blob"
+        response.close()
+    finally:
+        registry.close()
+        storage.close()
+    assert registry.requests[0]["headers"]["Authorization"] == "Bearer secret"
+    assert storage.requests[0]["path"] == "/data?sig=1"
+    assert "Authorization" not in storage.requests[0]["headers"]
+    assert storage.requests[0]["headers"]["Range"] == "bytes=5-"
+
+
+def test_redirect_loop_stops(no_proxy_env):
+    server = Server(lambda h: send(h, 302, headers={"Location": "/again"}))
+    try:
+        with pytest.raises(TooManyRedirects, match="more than 10 redirects"):
+            transport().request("GET", f"http://{server.address}/", {})
+    finally:
+        server.close()
+    assert len(server.requests) == 11
+
+
+def test_refused_connection_is_a_transport_error(no_proxy_env):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        with pytest.raises(TransportError, match="ConnectionRefusedError"):
+            transport().request("GET", f"http://127.0.0.1:{port}/", {})
+
+
+def test_plain_http_goes_through_the_proxy_with_its_credentials(monkeypatch, no_proxy_env):
+    proxy = Server(lambda h: send(h, 200, b"via proxy"))
+    try:
+        monkeypatch.setenv("http_proxy", f"http://user:p%40ss@{proxy.address}")
+        response = transport().request("GET", "http://registry.example/v2/", {})
+        assert response.read(20) == b"via proxy"
+        response.close()
+    finally:
+        proxy.close()
+    assert proxy.requests[0]["path"] == "http://registry.example/v2/"
+    assert proxy.requests[0]["headers"]["Host"] == "registry.example"
+    assert proxy.requests[0]["headers"]["Proxy-Authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss
+
+
+@pytest.mark.parametrize("scheme, host, environment, expected", [
+    ("https", "registry.example", {"https_proxy": "proxy:3128"}, "http://proxy:3128"),
+    ("https", "registry.example", {"HTTPS_PROXY": "http://proxy:3128"}, "http://proxy:3128"),
+    ("http", "registry.example", {"https_proxy": "http://proxy:3128"}, None),
+    ("https", "registry.example", {"https_proxy": "http://proxy:3128", "no_proxy": "example"}, None),
+    ("https", "registry.example", {"https_proxy": "http://proxy:3128", "no_proxy": ".example"}, None),
+    ("https", "registry.example", {"https_proxy": "http://proxy:3128", "NO_PROXY": "other.example, *"}, None),
+    ("https", "registry.example", {"https_proxy": "http://proxy:3128", "no_proxy": "ample"}, "http://proxy:3128"),
+    ("https", "127.0.0.1", {"https_proxy": "http://proxy:3128"}, None),
+    ("https", "localhost", {"https_proxy": "http://proxy:3128"}, None),
+])
+def test_proxy_choice(monkeypatch, no_proxy_env, scheme, host, environment, expected):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert _proxy_for(scheme, host) == expected
