@@ -101,8 +101,8 @@ busybox=$registry/busybox:latest
 } > "$results/machine.txt"
 
 hf=(hyperfine --style basic -N --warmup "$([ "$quick" = 1 ] && echo 0 || echo 2)")
-minict="$python -I -m minict"
-mrunc="$python -I -m minict.runc.cli --root $work/mrunc"
+minict="$repo/.venv/bin/minict"  # the launchers scripts/install.sh writes, as users and podman run them
+mrunc="$repo/.venv/bin/minict-runc --root $work/mrunc"
 
 # --- one OCI bundle of busybox running /bin/true, for the three runtimes
 log "start: /bin/true on one bundle"

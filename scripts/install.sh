@@ -31,18 +31,27 @@ if [ ! -x "$repo/.venv/bin/python" ]; then
 fi
 "$repo/.venv/bin/pip" install -q --disable-pip-version-check -e "$repo[test]"
 # Replace pip's two launchers with lean ones. pip's import re and go through site and
-# its .pth files; these run the interpreter with -IS (isolated, no site) and put the source and the
-# venv's packages on sys.path themselves, which saves about 5 ms of each container start.
+# its .pth files. These run the interpreter with -IS (isolated, no site), put the source
+# and the venv's packages on sys.path themselves, and end with os._exit once the output is
+# flushed, which skips the interpreter's teardown. Together that saves about 10 ms of
+# each container start.
 site=$("$repo/.venv/bin/python" -I -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 for pair in "minict minict.cli.main" "minict-runc minict.runc.cli"; do
     set -- $pair
     cat > "$repo/.venv/bin/$1.new" <<LAUNCHER
 #!$repo/.venv/bin/python -IS
 # Written by scripts/install.sh in place of pip's launcher (see there).
+import os
 import sys
 sys.path[:0] = ["$repo/src", "$site"]
 from $2 import main
-sys.exit(main())
+status = main()  # SystemExit and errors leave the usual way
+for stream in (sys.stdout, sys.stderr):
+    try:
+        stream.flush()
+    except OSError:
+        pass  # a closed pipe, as in minict ps | head
+os._exit(status or 0)
 LAUNCHER
     chmod 755 "$repo/.venv/bin/$1.new"
     mv "$repo/.venv/bin/$1.new" "$repo/.venv/bin/$1"

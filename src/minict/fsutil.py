@@ -6,7 +6,6 @@ import errno
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -134,6 +133,8 @@ def remove_tree(path: str) -> None:
     """
     try:
         if os.path.isdir(path) and not os.path.islink(path):
+            import shutil  # here, not at the top: most commands never remove a tree
+
             shutil.rmtree(path)
         else:
             os.unlink(path)

@@ -10,7 +10,6 @@ contend.
 from __future__ import annotations
 
 import os
-import urllib.parse
 
 from minict.errors import FailedPrecondition, InvalidArgument, NotFound
 from minict.fsutil import atomic_write_json, file_lock, read_json, remove_tree
@@ -20,8 +19,18 @@ from minict.store import Store
 
 
 
+# The bytes that image record file names keep as they are: urllib.parse.quote(name, safe=":@")
+# gives the same names, but importing urllib.parse costs a container start about 2 ms.
+_KEPT = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~:@")
+
+
+def record_file_name(name: str) -> str:
+    """Percent-encode an image name into the file name of its record, such as docker.io%2Flibrary%2Falpine:3.20."""
+    return "".join(chr(byte) if byte in _KEPT else f"%{byte:02X}" for byte in name.encode()) + ".json"
+
+
 def _record_path(store: Store, name: str) -> str:
-    return os.path.join(store.images, urllib.parse.quote(name, safe=":@") + ".json")
+    return os.path.join(store.images, record_file_name(name))
 
 
 def save_record(store: Store, record: dict) -> None:

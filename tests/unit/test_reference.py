@@ -64,3 +64,17 @@ def test_reference_rejects_invalid(text, fragment):
     with pytest.raises(InvalidArgument) as caught:
         parse_reference(text)
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("name", [
+    "docker.io/library/alpine:3.20",
+    "127.0.0.1:5000/team/app@sha256:" + "a" * 64,
+    "registry.example/ünïcode/name:tag",
+    "host/a b%c+d~e_f",
+])
+def test_record_file_name_matches_quote(name):
+    from urllib.parse import quote
+
+    from minict.images import record_file_name
+
+    assert record_file_name(name) == quote(name, safe=":@") + ".json"

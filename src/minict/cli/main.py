@@ -12,34 +12,7 @@ import os
 import sys
 
 from minict import __version__
-from minict.cli.options import add_registry_options
-
-
-class _SkippedParser:
-    """Stands in for the parser of a command that is not being run: every call is ignored."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: self
-
-
-class _OnlyCommand:
-    """Wraps the subparsers action so only the named command's parser is built.
-
-    Building the parsers of all commands costs about 20 ms, a large part of a
-    container start, and only the one being run is needed. With `only` None,
-    all are built (for --help and for the error that lists valid commands).
-    """
-
-    def __init__(self, commands, only: str | None):
-        self.commands = commands
-        self.only = only
-        self.built = False
-
-    def add_parser(self, name: str, **kwargs):
-        if self.only is not None and name != self.only:
-            return _SkippedParser()
-        self.built = True
-        return self.commands.add_parser(name, **kwargs)
+from minict.cli.options import OnlyCommand, add_registry_options
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -75,7 +48,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
                         help="log messages at this level and above on stderr (default warning)")
     parser.add_argument("--debug", action="store_true", help="log at debug level and show tracebacks of errors")
-    commands = _OnlyCommand(parser.add_subparsers(dest="command", metavar="COMMAND"), only)
+    commands = OnlyCommand(parser.add_subparsers(dest="command", metavar="COMMAND"), only)
 
     pull = commands.add_parser("pull", help="pull an image from a registry",
                                description="Pull an image and unpack its layers into the state directory.")

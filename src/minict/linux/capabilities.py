@@ -48,12 +48,19 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.capset.argtypes = [ctypes.POINTER(_Header), ctypes.POINTER(_Data * 2)]
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as file:
-            return int(file.read())
-    except OSError:
-        return len(NAMES) - 1
+    """Return the highest capability number the kernel knows; read once, since each drop asks for it."""
+    global _last_cap
+    if _last_cap is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as file:
+                _last_cap = int(file.read())
+        except OSError:
+            _last_cap = len(NAMES) - 1
+    return _last_cap
 
 
 def available() -> list[str]:

@@ -19,7 +19,30 @@ from minict.errors import InvalidArgument, MinictError
 SPEC_VERSION = "1.0.2"
 
 
-def build_parser(prog: str = "minict-runc") -> argparse.ArgumentParser:
+# Global options that take a value, so the verb is not mistaken for one.
+_GLOBAL_VALUES = ("--root", "--log", "--log-format", "--rootless", "--criu")
+
+
+def _verb(argv: list[str]) -> str | None:
+    """Return the verb: the first argument that is not a global option or its value. None for --help."""
+    index = 0
+    while index < len(argv):
+        argument = argv[index]
+        if argument in _GLOBAL_VALUES:
+            index += 2
+        elif argument in ("-h", "--help", "-v", "--version"):
+            return None
+        elif argument.startswith("-"):
+            index += 1
+        else:
+            return argument
+    return None
+
+
+def build_parser(prog: str = "minict-runc", only: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser; with `only`, just that verb's subparser (each container start builds one)."""
+    from minict.cli.options import OnlyCommand
+
     parser = argparse.ArgumentParser(
         prog=prog, description="An OCI runtime with runc's command line, built on minict's runtime code.")
     parser.add_argument("--version", "-v", action="store_true", help="print the version and exit")
@@ -33,7 +56,7 @@ def build_parser(prog: str = "minict-runc") -> argparse.ArgumentParser:
                         help="accepted for compatibility; minict-runc manages cgroupfs paths only")
     parser.add_argument("--rootless", default="auto", help="accepted for compatibility")
     parser.add_argument("--criu", help=argparse.SUPPRESS)
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs = OnlyCommand(parser.add_subparsers(dest="verb", metavar="VERB"), only)
 
     create = verbs.add_parser("create", help="create a container, stopped before its command runs")
     run = verbs.add_parser("run", help="create and start a container, and wait for it unless --detach")
@@ -103,6 +126,8 @@ def build_parser(prog: str = "minict-runc") -> argparse.ArgumentParser:
     spec.add_argument("--bundle", "-b", default=".", metavar="DIR")
     spec.add_argument("--rootless", action="store_true", help="a spec for a user namespace")
     verbs.add_parser("features", help="print the features this runtime implements as JSON")
+    if only is not None and not verbs.built:
+        return build_parser(prog)  # an unknown verb: the full parser's error lists the valid ones
     return parser
 
 
@@ -369,7 +394,7 @@ def update(runtime, container_id: str, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None, prog: str = "minict-runc") -> int:
-    parser = build_parser(prog)
+    parser = build_parser(prog, _verb(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if args.version:
         print(f"{prog} version {__version__}\nspec: {SPEC_VERSION}")

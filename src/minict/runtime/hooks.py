@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -46,7 +45,12 @@ def check(hooks: object) -> None:
 
 def run(hooks: dict | None, name: str, state: dict) -> None:
     """Run every hook of kind `name` in order with `state` on stdin; raise HookError when one fails."""
-    for entry in (hooks or {}).get(name) or []:
+    entries = (hooks or {}).get(name) or []
+    if not entries:
+        return
+    import subprocess  # only here: a container start without hooks does not pay for it
+
+    for entry in entries:
         args = entry.get("args") or [entry["path"]]
         env = dict(item.split("=", 1) for item in entry.get("env") or [] if "=" in item)
         try:

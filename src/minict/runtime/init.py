@@ -439,6 +439,9 @@ def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace
                 hooks.run(spec_hooks, "createContainer", state)
             except hooks.HookError as error:
                 raise SetupError(str(error)) from None
+        if spec_hooks.get("startContainer"):
+            # hooks.run imports subprocess, which pivot_root would put out of reach: load it now.
+            import subprocess  # noqa: F401
         # The launcher opened these before the fork, while it could still reach the host's paths.
         fifo_fd = create.fifo_fd if create is not None else None
         console = create.console if create is not None else None
