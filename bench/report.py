@@ -26,6 +26,13 @@ CASES = [
      "at least 0.9x tar's throughput (time at most 1.11x tar's)"),
 ]
 
+# Text printed under a case's table, by result file.
+NOTES = {
+    "start.json": "The row `python -IS -c pass` starts minict's interpreter with the launchers' flags and runs "
+                  "nothing: the floor under any command written in Python on this machine. See "
+                  "[performance.md](performance.md) for where the rest of the time goes.",
+}
+
 
 def read_key_values(path: str) -> dict[str, str]:
     values = {}
@@ -56,6 +63,8 @@ def case_table(title: str, path: str, subject: str, peer: str, limit: float, not
     ratio = mine["median"] / target["median"]
     verdict = "met" if ratio <= limit else "not met"
     lines += ["", f"Target: {note}. Ratio of medians {ratio:.2f}: **{verdict}**.", ""]
+    if os.path.basename(path) in NOTES:
+        lines += [NOTES[os.path.basename(path)], ""]
     return lines, f"| {title} | {note} | {ratio:.2f} | {verdict} |"
 
 

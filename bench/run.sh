@@ -118,7 +118,8 @@ crun_run="crun --root $work/crun --cgroup-manager=disabled run -b $bundle $id-cr
 minict_run="$mrunc run -b $bundle $id-minict"
 for command in "$runc_run" "$crun_run" "$minict_run"; do $command </dev/null; done
 "${hf[@]}" --runs "$runs" --export-json "$results/start.json" \
-    -n "minict-runc run" "$minict_run" -n "runc run" "$runc_run" -n "crun run" "$crun_run"
+    -n "minict-runc run" "$minict_run" -n "runc run" "$runc_run" -n "crun run" "$crun_run" \
+    -n "python -IS -c pass" "$python -IS -c pass"
 
 log "loop: $loop containers in a row"
 repeat() { echo "bash -c 'for i in \$(seq $loop); do $1 </dev/null || exit 1; done'"; }

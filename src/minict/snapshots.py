@@ -16,7 +16,6 @@ diff_id has been verified, so a directory named after a chain ID is complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -24,13 +23,15 @@ import time
 from minict.errors import MinictError
 from minict.fsutil import atomic_write_json, copy_tree, file_lock, makedirs, read_json, remove_tree
 from minict.store import Store
-from minict.unpack.applier import NATIVE, OVERLAY
+from minict.unpack import NATIVE, OVERLAY
 
 SNAPSHOT_RECORD = "snapshot.json"
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """Return the chain ID of each layer: ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))."""
+    import hashlib  # here, not at the top: it loads OpenSSL, which a container start does not need
+
     chain: list[str] = []
     for diff_id in diff_ids:
         if not chain:

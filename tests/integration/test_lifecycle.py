@@ -89,7 +89,11 @@ def test_detached_service_ps_exec_logs_stop(box, root):
     listing = ok(["exec", "svc", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo"], root)
     assert listing == f"sh -c {script} \n"
     with open(f"/proc/{pid}/cgroup") as file:
-        assert f"/minict/{container_id}" in file.read()
+        hierarchies = dict(line.split(":", 2)[1:] for line in file.read().splitlines())
+    checked = [names for names in hierarchies
+               if set(names.split(",")) & {"memory", "pids", "freezer", "devices", "cpuset", "cpu"}] or [""]
+    for names in checked:  # every v1 controller, or the one v2 line
+        assert hierarchies[names] == f"/minict/{container_id}", (names, hierarchies[names])
 
     wait_for(lambda: "ready" in ok(["logs", "svc"], root))
     result = run_minict(["logs", "svc"], root)

@@ -555,3 +555,27 @@ def test_exec_joins_the_user_namespace(busybox_layout, open_tmp, tmp_path):
         assert os.stat(os.path.join(bundle, "rootfs", "as-root")).st_uid == 200000  # host root is not reachable
     finally:
         runc(runtime_root, "delete", "--force", "mapped")
+
+
+def test_cgroup_mounts_match_runc(bundle, runtime_root, tmp_path):
+    """The trees under /sys/fs/cgroup in the container are the ones runc mounts: on a hybrid host, no cgroup2."""
+    spec = set_process(bundle, ["sh", "-c", "grep ' /sys/fs/cgroup' /proc/self/mountinfo"])
+    spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/sys/fs/cgroup"] + [
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}]
+    namespaces = spec["linux"]["namespaces"]
+    if not any(n["type"] == "cgroup" for n in namespaces):
+        namespaces.append({"type": "cgroup"})
+    with open(os.path.join(bundle, "config.json"), "w") as file:
+        json.dump(spec, file)
+
+    def trees(command: list[str]) -> list[tuple[str, str]]:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        fields = [line.split(" - ") for line in result.stdout.splitlines()]
+        return sorted((left.split()[4], right.split()[0]) for left, right in fields)
+
+    reference = trees(["runc", "--root", str(tmp_path / "real-runc"), "run", "--bundle", bundle, "real-runc-cgroups"])
+    ours = trees(RUNC + ["--root", runtime_root, "run", "--bundle", bundle, "minict-cgroups"])
+    assert ours == reference
+    assert reference[0][0] == "/sys/fs/cgroup"

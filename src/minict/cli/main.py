@@ -12,7 +12,7 @@ import os
 import sys
 
 from minict import __version__
-from minict.cli.options import OnlyCommand, add_registry_options
+from minict.cli.options import HelpFormatter, OnlyCommand, add_registry_options
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -39,7 +39,7 @@ _BUILT_HERE = ("pull", "list-images", "images", "rmi", "login", "logout", "info"
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Build the argument parser; with `only`, just that command's subparser."""
     parser = argparse.ArgumentParser(
-        prog="minict",
+        prog="minict", formatter_class=HelpFormatter,
         description="A container runtime you can read: pull OCI and Docker images and run them as Linux containers.",
     )
     parser.add_argument("--version", action="version", version=f"minict {__version__}")

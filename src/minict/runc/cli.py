@@ -41,10 +41,10 @@ def _verb(argv: list[str]) -> str | None:
 
 def build_parser(prog: str = "minict-runc", only: str | None = None) -> argparse.ArgumentParser:
     """Build the parser; with `only`, just that verb's subparser (each container start builds one)."""
-    from minict.cli.options import OnlyCommand
+    from minict.cli.options import HelpFormatter, OnlyCommand
 
     parser = argparse.ArgumentParser(
-        prog=prog, description="An OCI runtime with runc's command line, built on minict's runtime code.")
+        prog=prog, formatter_class=HelpFormatter, description="An OCI runtime with runc's command line, built on minict's runtime code.")
     parser.add_argument("--version", "-v", action="store_true", help="print the version and exit")
     parser.add_argument("--root", default=None, metavar="DIR",
                         help=f"directory for container state (default {'$XDG_RUNTIME_DIR/minict-runc'} for "

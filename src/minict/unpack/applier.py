@@ -34,8 +34,7 @@ import stat
 
 from minict.errors import LayerError
 
-OVERLAY = "overlay"
-NATIVE = "native"
+from minict.unpack import NATIVE, OVERLAY  # noqa: F401 (re-exported for pull)
 
 WHITEOUT_PREFIX = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
