@@ -109,7 +109,7 @@ def main(results_dir: str, output: str) -> None:
         "hyperfine's min, median and max and the ratio of minict's median to each peer's",
         "(below 1 means minict is faster).",
         "",
-        "Rerun it as root with `sudo bench/run.sh` (about 12 minutes on 2 vCPUs), or",
+        "Rerun it as root with `sudo bench/run.sh` (about 5 minutes on 2 vCPUs), or",
         "`sudo bench/run.sh --quick` for one run of each case on small inputs, as CI does.",
         "",
         "## Machine",

@@ -2,7 +2,7 @@
 # Benchmark minict against runc, crun, podman, skopeo + umoci and GNU tar, in one run on
 # one machine, and write the results with their ratios to docs/benchmarks.md.
 #
-#   sudo bench/run.sh            # the full run (about 12 minutes on 2 vCPUs)
+#   sudo bench/run.sh            # the full run (about 5 minutes on 2 vCPUs)
 #   sudo bench/run.sh --quick    # one run of each case on small inputs, as CI does
 #
 # Options: --quick, --runs N (hyperfine runs per command), --out FILE (default

@@ -112,6 +112,8 @@ def _proxy_for(scheme: str, host: str) -> str | None:
     proxy = os.environ.get(f"{scheme}_proxy") or os.environ.get(f"{scheme.upper()}_PROXY")
     if not proxy:
         return None
+    # NOTE: no_proxy entries match host names and their subdomains only. CIDR
+    # ranges and entries with a port, which Go's proxy rules also accept, never match.
     no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
     for entry in no_proxy.replace(" ", "").split(","):
         if not entry:
