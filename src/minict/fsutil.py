@@ -129,14 +129,40 @@ def remove_tree(path: str) -> None:
     """Remove a file or directory tree; a missing path is not an error.
 
     shutil.rmtree does not follow symlinks, so a hostile tree cannot make it
-    delete anything outside `path`.
+    delete anything outside `path`. A directory without subdirectories, such
+    as a minict-runc state directory, is removed without it: importing shutil
+    (with bz2 and lzma) costs about 3 ms of each minict-runc run.
     """
     try:
         if os.path.isdir(path) and not os.path.islink(path):
-            import shutil  # here, not at the top: most commands never remove a tree
+            if not _remove_flat_directory(path):
+                import shutil
 
-            shutil.rmtree(path)
+                shutil.rmtree(path)
         else:
             os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _remove_flat_directory(path: str) -> bool:
+    """Remove a directory whose entries are all files or links; return False, removing nothing, if one is a directory."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        with os.scandir(fd) as entries:
+            names = []
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    return False
+                names.append(entry.name)
+        for name in names:
+            os.unlink(name, dir_fd=fd)  # a symlink is removed, never followed
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(path)
+    except OSError as error:
+        if error.errno != errno.ENOTEMPTY:
+            raise
+        return False  # something was added meanwhile: shutil.rmtree removes the rest
+    return True

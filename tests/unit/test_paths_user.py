@@ -92,3 +92,24 @@ def test_user_passwd_fifo_does_not_block(tmp_path):
     thread.join(5)
     assert not thread.is_alive()
     assert result["user"].uid == 1
+
+
+def test_remove_tree_flat_and_nested(tmp_path):
+    from minict.fsutil import remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("kept")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "file").write_text("x")
+    (flat / "link").symlink_to(outside)
+    os.mkfifo(flat / "fifo")
+    nested = tmp_path / "nested"
+    (nested / "a" / "b").mkdir(parents=True)
+    (nested / "a" / "b" / "file").write_text("y")
+    (nested / "a" / "link").symlink_to(outside)
+    for path in (flat, nested, tmp_path / "missing"):
+        remove_tree(str(path))
+        assert not os.path.lexists(path)
+    assert (outside / "keep").read_text() == "kept"
