@@ -100,7 +100,8 @@ busybox=$registry/busybox:latest
     echo "mode=$([ "$quick" = 1 ] && echo quick || echo full), runs=$runs"
 } > "$results/machine.txt"
 
-hf=(hyperfine --style basic -N --warmup "$([ "$quick" = 1 ] && echo 0 || echo 2)")
+# hyperfine in alternating rounds: every command of a case once per round (see bench/alternate.py).
+hf=("$python" -I "$repo/bench/alternate.py" --warmup "$([ "$quick" = 1 ] && echo 0 || echo 2)")
 minict="$repo/.venv/bin/minict"  # the launchers scripts/install.sh writes, as users and podman run them
 mrunc="$repo/.venv/bin/minict-runc --root $work/mrunc"
 

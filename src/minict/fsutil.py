@@ -146,7 +146,11 @@ def remove_tree(path: str) -> None:
 
 
 def _remove_flat_directory(path: str) -> bool:
-    """Remove a directory whose entries are all files or links; return False, removing nothing, if one is a directory."""
+    """Remove a directory whose entries are all files or links, and return True.
+
+    Returns False, with nothing removed, when an entry is a directory, and
+    False when an entry appeared after the listing (the listed files are gone).
+    """
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         with os.scandir(fd) as entries:
