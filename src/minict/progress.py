@@ -105,7 +105,8 @@ class BarProgress(Progress):
 
     def layer_added(self, digest: str, size: int | None, status: str) -> None:
         self._tasks[digest] = self._progress.add_task("", total=size, short=short(digest), status=status)
-        if status != "Downloading":
+        if status != "Waiting":
+            # The blob is in the content store already, so its bar starts full.
             self._progress.update(self._tasks[digest], completed=size or 0)
 
     def layer_advance(self, digest: str, count: int) -> None:

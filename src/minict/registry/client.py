@@ -339,7 +339,7 @@ class RegistryClient:
                     raise
                 delay = backoff_delay(attempt)
                 log.warning("%s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
-                            method, url, error.__class__.__name__, delay, attempt + 1, self.options.max_attempts)
+                            method, url, error, delay, attempt + 1, self.options.max_attempts)
                 time.sleep(delay)
                 continue
             if response.status_code in RETRY_STATUSES and attempt < self.options.max_attempts:
@@ -512,7 +512,7 @@ class RegistryClient:
                     raise RegistryError(f"reading {what} from {self.domain} failed {attempt} times: {error}") from None
                 delay = backoff_delay(attempt)
                 log.warning("reading %s failed (%s); retrying in %.1f s (attempt %d of %d)",
-                            what, error.__class__.__name__, delay, attempt + 1, self.options.max_attempts)
+                            what, error, delay, attempt + 1, self.options.max_attempts)
                 time.sleep(delay)
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
