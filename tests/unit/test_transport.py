@@ -173,3 +173,75 @@ def test_proxy_choice(monkeypatch, no_proxy_env, scheme, host, environment, expe
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert _proxy_for(scheme, host) == expected
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a certificate for registry.example, and that certificate's path."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=registry.example", "-addext", "subjectAltName=DNS:registry.example",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = Server(lambda h: send(h, 200, b"over tls"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    yield server, str(cert)
+    server.close()
+
+
+class ConnectProxy:
+    """A proxy on 127.0.0.1 that answers CONNECT by joining the client to `target_port`; it records requests."""
+
+    def __init__(self, target_port: int):
+        self.requests: list[str] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        self.target_port = target_port
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        client, _ = self.listener.accept()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        self.requests.append(head.decode())
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for source, target in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target):
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            target.close()
+
+
+def test_https_goes_through_a_connect_tunnel(monkeypatch, no_proxy_env, tls_server):
+    import ssl
+
+    server, cert = tls_server
+    port = server.httpd.server_address[1]
+    proxy = ConnectProxy(port)
+    monkeypatch.setenv("https_proxy", f"http://user:secret@127.0.0.1:{proxy.port}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=cert)
+    transport = Transport(lambda: context, connect_timeout=5, read_timeout=5)
+    response = transport.request("GET", f"https://registry.example:{port}/v2/", {})
+    assert response.status_code == 200
+    assert response.read(100) == b"over tls"
+    response.close()
+    request_line, *headers = proxy.requests[0].split("\r\n")
+    assert request_line == f"CONNECT registry.example:{port} HTTP/1.0"
+    assert "Proxy-Authorization: Basic dXNlcjpzZWNyZXQ=" in headers  # user:secret
+    assert server.requests[0]["headers"]["Host"] == f"registry.example:{port}"
