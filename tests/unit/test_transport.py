@@ -12,9 +12,9 @@ from minict.registry.transport import Transport, TransportError, TooManyRedirect
 
 
 class Server:
-    """An HTTP/1.1 server on 127.0.0.1 whose answers come from `answer(handler)`; it records each request."""
+    """An HTTP/1.1 server on 127.0.0.1 whose responses come from `respond(handler)`. It records each request."""
 
-    def __init__(self, answer, host: str = "127.0.0.1"):
+    def __init__(self, respond, host: str = "127.0.0.1"):
         self.requests: list[dict] = []
         self.ports: set[int] = set()
         server = self
@@ -28,7 +28,7 @@ class Server:
             def do_GET(self):
                 server.requests.append({"path": self.path, "headers": dict(self.headers)})
                 server.ports.add(self.client_address[1])
-                answer(self)
+                respond(self)
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.address = f"{host}:{self.httpd.server_address[1]}"
@@ -74,11 +74,11 @@ def test_connection_is_kept_alive(no_proxy_env):
 
 
 def test_idle_connection_closed_by_server_is_opened_again(no_proxy_env):
-    def answer(handler):
+    def respond(handler):
         send(handler, 200, b"x")
-        handler.close_connection = True  # closes after answering, without saying so
+        handler.close_connection = True  # closes after the response without a Connection: close header
 
-    server = Server(answer)
+    server = Server(respond)
     try:
         client = transport()
         for _ in range(2):
@@ -92,11 +92,11 @@ def test_idle_connection_closed_by_server_is_opened_again(no_proxy_env):
 
 
 def test_short_body_returns_what_arrived_then_raises(no_proxy_env):
-    def answer(handler):
+    def respond(handler):
         send(handler, 200, b"abc", length=10)
         handler.close_connection = True
 
-    server = Server(answer)
+    server = Server(respond)
     try:
         response = transport().request("GET", f"http://{server.address}/blob", {})
         assert response.read(100) == b"abc"
@@ -194,7 +194,7 @@ def tls_server(tmp_path):
 
 
 class ConnectProxy:
-    """A proxy on 127.0.0.1 that answers CONNECT by joining the client to `target_port`; it records requests."""
+    """A proxy on 127.0.0.1 that joins a CONNECT client to `target_port`. It records each request."""
 
     def __init__(self, target_port: int):
         self.requests: list[str] = []
