@@ -183,7 +183,7 @@ def tls_server(tmp_path):
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=registry.example", "-addext", "subjectAltName=DNS:registry.example",
+                    "/CN=registry.example", "-addext", "subjectAltName=DNS:registry.example,DNS:localhost",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     server = Server(lambda h: send(h, 200, b"over tls"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -245,3 +245,33 @@ def test_https_goes_through_a_connect_tunnel(monkeypatch, no_proxy_env, tls_serv
     assert request_line == f"CONNECT registry.example:{port} HTTP/1.0"
     assert "Proxy-Authorization: Basic dXNlcjpzZWNyZXQ=" in headers  # user:secret
     assert server.requests[0]["headers"]["Host"] == f"registry.example:{port}"
+
+
+def test_system_cas_load_lazily_from_a_hashed_directory(monkeypatch, no_proxy_env, tls_server, tmp_path):
+    import shutil
+    import ssl
+    import subprocess
+
+    from minict.registry.client import trust_system_cas
+
+    server, cert = tls_server
+    port = server.httpd.server_address[1]
+    subject_hash = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", cert], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    shutil.copy(cert, directory / f"{subject_hash}.0")
+    monkeypatch.setenv("SSL_CERT_DIR", str(directory))
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    trust_system_cas(context)
+    assert context.cert_store_stats()["x509_ca"] == 0  # nothing parsed yet
+    response = Transport(lambda: context, connect_timeout=5, read_timeout=5).request(
+        "GET", f"https://localhost:{port}/v2/", {})
+    assert response.read(100) == b"over tls"
+    response.close()
+
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    trust_system_cas(context)
+    assert context.cert_store_stats()["x509_ca"] == 1  # the named bundle, parsed now

@@ -155,19 +155,21 @@ def trust_system_cas(context: ssl.SSLContext) -> None:
     A bundle file is parsed whole when loaded: about 22 ms for Debian's 140
     CAs. A directory of hashed names (OpenSSL's c_rehash layout, which Debian's
     /etc/ssl/certs has) is read lazily, one certificate when a handshake needs
-    it. So the directory wins when it has such names, unless SSL_CERT_FILE
-    names a bundle.
+    it. So the directory is used alone when it has such names, unless
+    SSL_CERT_FILE names a bundle, which is then loaded as well.
     """
     paths = ssl.get_default_verify_paths()
     directory = _lazy_ca_directory()
-    if directory and not os.environ.get(paths.openssl_cafile_env):
+    if directory:
         context.load_verify_locations(capath=directory)
-        return
+        if not os.environ.get(paths.openssl_cafile_env):
+            return
     for bundle in (paths.cafile, *SYSTEM_CA_FILES):
         if bundle and os.path.exists(bundle):
             context.load_verify_locations(cafile=bundle)
             return
-    context.load_default_certs()
+    if not directory:
+        context.load_default_certs()
 
 
 def _lazy_ca_directory() -> str | None:
