@@ -579,3 +579,46 @@ def test_cgroup_mounts_match_runc(bundle, runtime_root, tmp_path):
     ours = trees(RUNC + ["--root", runtime_root, "run", "--bundle", bundle, "minict-cgroups"])
     assert ours == reference
     assert reference[0][0] == "/sys/fs/cgroup"
+
+
+def cgroup2_mount() -> str | None:
+    """Where a cgroup2 tree is mounted on this host (/sys/fs/cgroup/unified on a hybrid one), or None."""
+    with open("/proc/self/mountinfo") as file:
+        for line in file:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup2":
+                return left.split()[4]
+    return None
+
+
+def test_init_is_cloned_into_its_v2_cgroup(bundle, runtime_root, tmp_path):
+    """On cgroup v2 the init starts inside its cgroup (clone3 with CLONE_INTO_CGROUP), never joining by a write."""
+    unified = cgroup2_mount()
+    if unified is None:
+        pytest.skip("this host mounts no cgroup2 tree")
+    name = f"minict-v2-test-{os.getpid()}"
+    spec = set_process(bundle, ["cat", "/proc/self/cgroup"])
+    spec["linux"]["cgroupsPath"] = f"/{name}"
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "cgroup"]
+    spec["linux"].pop("resources", None)
+    with open(os.path.join(bundle, "config.json"), "w") as file:
+        json.dump(spec, file)
+    # Run minict-runc with this host's cgroup2 tree taken as the only one, and with joining by a
+    # write made to fail, so the container can only start through clone3.
+    script = f"""
+import sys
+from minict.runtime import cgroups
+cgroups.detect = lambda: ("v2", {{"": {unified!r}}})
+def refuse(self, pid=0):
+    raise OSError("joined by a write to cgroup.procs")
+cgroups.CgroupV2.join = refuse
+from minict.runc.cli import main
+sys.exit(main(["--root", {runtime_root!r}, "run", "--bundle", {bundle!r}, "v2-clone"]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    left_behind = os.path.isdir(os.path.join(unified, name))
+    if left_behind:
+        os.rmdir(os.path.join(unified, name))
+    assert result.returncode == 0, result.stderr
+    assert f"0::/{name}" in result.stdout.splitlines()
+    assert not left_behind  # the delete after the run removed it
