@@ -591,21 +591,23 @@ def cgroup2_mount() -> str | None:
     return None
 
 
-def test_init_is_cloned_into_its_v2_cgroup(bundle, runtime_root, tmp_path):
-    """On cgroup v2 the init starts inside its cgroup (clone3 with CLONE_INTO_CGROUP), never joining by a write."""
+def test_processes_are_cloned_into_their_v2_cgroup(bundle, runtime_root, tmp_path):
+    """On cgroup v2 the init and exec'd processes start inside the cgroup (clone3 with CLONE_INTO_CGROUP)."""
     unified = cgroup2_mount()
     if unified is None:
         pytest.skip("this host mounts no cgroup2 tree")
     name = f"minict-v2-test-{os.getpid()}"
-    spec = set_process(bundle, ["cat", "/proc/self/cgroup"])
+    spec = set_process(bundle, ["sh", "-c", "cat /proc/self/cgroup; exec sleep 30"])
     spec["linux"]["cgroupsPath"] = f"/{name}"
     spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "cgroup"]
     spec["linux"].pop("resources", None)
     with open(os.path.join(bundle, "config.json"), "w") as file:
         json.dump(spec, file)
-    # Run minict-runc with this host's cgroup2 tree taken as the only one, and with joining by a
-    # write made to fail, so the container can only start through clone3.
-    script = f"""
+
+    def minict_runc(*args: str, output=None) -> subprocess.CompletedProcess:
+        # This host's cgroup2 tree is taken as the only one, and joining by a write is made
+        # to fail, so a process can only enter the cgroup by being cloned into it.
+        script = f"""
 import sys
 from minict.runtime import cgroups
 cgroups.detect = lambda: ("v2", {{"": {unified!r}}})
@@ -613,12 +615,23 @@ def refuse(self, pid=0):
     raise OSError("joined by a write to cgroup.procs")
 cgroups.CgroupV2.join = refuse
 from minict.runc.cli import main
-sys.exit(main(["--root", {runtime_root!r}, "run", "--bundle", {bundle!r}, "v2-clone"]))
+sys.exit(main(["--root", {runtime_root!r}, *{list(args)!r}]))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        return subprocess.run([sys.executable, "-c", script], stdout=output or subprocess.PIPE,
+                              stderr=output or subprocess.PIPE, text=True, timeout=60)
+
+    log = tmp_path / "init.log"
+    try:
+        with open(log, "w") as out:  # a file, not a pipe: the detached init keeps its stdout and stderr open
+            run = minict_runc("run", "--detach", "--bundle", bundle, "v2-clone", output=out)
+        assert run.returncode == 0, log.read_text()
+        wait_until(lambda: f"0::/{name}" in log.read_text())
+        executed = minict_runc("exec", "v2-clone", "cat", "/proc/self/cgroup")
+        assert executed.returncode == 0, executed.stderr
+        assert f"0::/{name}" in executed.stdout.splitlines()
+    finally:
+        minict_runc("delete", "--force", "v2-clone")
     left_behind = os.path.isdir(os.path.join(unified, name))
     if left_behind:
         os.rmdir(os.path.join(unified, name))
-    assert result.returncode == 0, result.stderr
-    assert f"0::/{name}" in result.stdout.splitlines()
-    assert not left_behind  # the delete after the run removed it
+    assert not left_behind  # delete --force removed it

@@ -63,7 +63,7 @@ def start(spec: dict, pid: int, start_time: int, process: dict, *, terminal: boo
     With `console_path` (runc's --console-socket) the pty master goes to that
     unix socket instead, and the returned master is None.
     """
-    from minict.runtime.launcher import ContainerStartError, copy_window_size
+    from minict.runtime.launcher import ContainerStartError, clone_into, copy_window_size
 
     trace = Tracer(explain)
     try:
@@ -87,12 +87,15 @@ def start(spec: dict, pid: int, start_time: int, process: dict, *, terminal: boo
                                       STATUS_SETUP_FAILED) from None
     elif terminal:
         console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    child = os.fork()
+    child = clone_into(cgroup, 0, trace)  # on cgroup v2, born in the cgroup: no join below
+    joined = child is not None
+    if child is None:
+        child = os.fork()
     if child == 0:
         os.close(error_read)
         if console_parent is not None:
             console_parent.close()
-        _child(spec, process, namespaces, cgroup, error_write, console_child, console_path, trace)
+        _child(spec, process, namespaces, None if joined else cgroup, error_write, console_child, console_path, trace)
         os._exit(STATUS_SETUP_FAILED)
     for fd in namespaces.values():
         os.close(fd)
@@ -141,7 +144,7 @@ def _child(spec: dict, process: dict, namespaces: dict[str, int], cgroup, error_
                        signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         if cgroup is not None:
-            trace(f"write {cgroup.path}/cgroup.procs <- 0", "the container's limits cover this process too")
+            trace(f"write 0 to {cgroup.path}/tasks (v1) or cgroup.procs (v2)", "the container's limits cover this process too")
             cgroup.join()
         for name in JOIN_ORDER:
             if name in namespaces:

@@ -388,7 +388,7 @@ def container_init(spec: dict, bundle: str, error_fd: int, terminal: bool, trace
         process = spec.get("process") or {}
         linux = spec.get("linux") or {}
         if cgroup is not None:
-            trace(f"write {cgroup.path}/cgroup.procs <- 0 ({cgroup.version})",
+            trace(f"write 0 to {cgroup.path}/{'tasks' if cgroup.version == 'v1' else 'cgroup.procs'} ({cgroup.version})",
                   "enter the container's cgroup first: its limits then cover every later process, and the "
                   "cgroup namespace made next has this cgroup as its root")
             cgroup.join()

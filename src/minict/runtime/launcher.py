@@ -164,7 +164,7 @@ def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup,
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = _clone_into(cgroup, clone_flags, trace)
+    pid = clone_into(cgroup, clone_flags, trace)
     joined = pid is not None
     if pid is None and clone_flags:
         trace(f"clone({namespace_flag_names(clone_flags)})", "create the container's first process in a new user namespace")
@@ -223,7 +223,7 @@ def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup,
         parent.close()
 
 
-def _clone_into(cgroup, clone_flags: int, trace: Tracer) -> int | None:
+def clone_into(cgroup, clone_flags: int, trace: Tracer) -> int | None:
     """Create the init inside its cgroup v2 directory with clone3; None where that is not possible.
 
     A process that moves into a cgroup by a write to cgroup.procs waits for an
