@@ -266,6 +266,8 @@ class HostileRegistry(TokenRegistry):
             return 401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="test"'}, b""
         if self.fault == "redirect-loop" and path == f"/v2/app/blobs/{self.layer_digest}":
             return 307, {"Location": path}, b""
+        if self.fault == "redirect-to-file" and path == f"/v2/app/blobs/{self.layer_digest}":
+            return 307, {"Location": "file:///etc/passwd"}, b""
         if self.fault == "huge-manifest" and path.startswith("/v2/app/manifests/"):
             return 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, b" " * (5 << 20)
         if self.fault == "stall" and path.startswith("/v2/app/manifests/") and self.stalls:
@@ -284,6 +286,7 @@ class HostileRegistry(TokenRegistry):
 @pytest.mark.parametrize("fault, message", [
     ("endless-401", "requires authentication for app; run: minict login"),
     ("redirect-loop", "too many redirects"),
+    ("redirect-to-file", "to an unusable URL: cannot fetch 'file:///etc/passwd'"),
     ("huge-manifest", "over the 4194304-byte limit"),
     ("huge-token", "larger than 1048576 bytes"),
 ])

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from minict.registry.transport import Transport, TransportError, TooManyRedirects, _proxy_for
+from minict.registry.transport import Transport, TransportError, TooManyRedirects, UnsupportedURL, _proxy_for
 
 
 class Server:
@@ -275,3 +275,13 @@ def test_system_cas_load_lazily_from_a_hashed_directory(monkeypatch, no_proxy_en
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     trust_system_cas(context)
     assert context.cert_store_stats()["x509_ca"] == 1  # the named bundle, parsed now
+
+
+def test_redirect_to_another_scheme_stops(no_proxy_env):
+    server = Server(lambda h: send(h, 302, headers={"Location": "file:///etc/passwd"}))
+    try:
+        with pytest.raises(UnsupportedURL, match="only http and https URLs are supported"):
+            transport().request("GET", f"http://{server.address}/v2/", {})
+    finally:
+        server.close()
+    assert len(server.requests) == 1

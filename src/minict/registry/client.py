@@ -23,7 +23,8 @@ from minict.errors import AuthError, ContentError, NotFound, RegistryError
 from minict.log import get_logger
 from minict.registry import credentials
 from minict.registry.challenge import parse_challenges
-from minict.registry.transport import Response, TLSError, TooManyRedirects, Transport, TransportError
+from minict.registry.transport import (Response, TLSError, TooManyRedirects, Transport, TransportError,
+                                       UnsupportedURL)
 
 log = get_logger(__name__)
 
@@ -336,6 +337,8 @@ class RegistryClient:
                 raise
             except TooManyRedirects as error:
                 raise RegistryError(f"too many redirects for {url}: {error}") from error
+            except UnsupportedURL as error:
+                raise RegistryError(f"registry {self.domain} sent {method} {url} to an unusable URL: {error}") from error
             except TransportError as error:
                 if attempt >= self.options.max_attempts:
                     raise

@@ -46,6 +46,10 @@ class TooManyRedirects(TransportError):
     pass
 
 
+class UnsupportedURL(TransportError):
+    """A URL (or a redirect's Location) that is not http or https, or has an invalid port. Not worth a retry."""
+
+
 class Response:
     """A response whose body is read in pieces with read(). close() gives its connection back for reuse."""
 
@@ -163,11 +167,11 @@ class Transport:
     def _send(self, method: str, url: str, headers: dict) -> Response:
         parts = urlsplit(url)
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-            raise TransportError(f"cannot fetch {url!r}: only http and https URLs are supported")
+            raise UnsupportedURL(f"cannot fetch {url!r}: only http and https URLs are supported")
         try:
             port = parts.port or DEFAULT_PORTS[parts.scheme]
         except ValueError:
-            raise TransportError(f"invalid port in URL {url!r}") from None
+            raise UnsupportedURL(f"invalid port in URL {url!r}") from None
         key = (parts.scheme, parts.hostname, port)
         target = parts.path or "/"
         if parts.query:
