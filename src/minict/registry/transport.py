@@ -47,7 +47,7 @@ class TooManyRedirects(TransportError):
 
 
 class UnsupportedURL(TransportError):
-    """A URL (or a redirect's Location) that is not http or https, or has an invalid port. Not worth a retry."""
+    """A URL (or a redirect's Location) that is not http or https, or has an invalid port. The client does not retry it."""
 
 
 class Response:
