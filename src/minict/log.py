@@ -21,7 +21,7 @@ def get_logger(name: str) -> "_Logger":
 
 
 class _Logger:
-    """Stands in for logging.getLogger(name). Messages below LEVEL are dropped without importing logging."""
+    """A lazy logging.getLogger(name). Messages below LEVEL are dropped without importing logging."""
 
     def __init__(self, name: str):
         self._name = name

@@ -24,7 +24,7 @@ _MACHINE_TO_ARCH = {
 
 
 class Platform(namedtuple("Platform", "os architecture variant", defaults=("",))):
-    """An image platform such as linux/arm64/v8; a named tuple, so it loads without dataclasses."""
+    """An image platform such as linux/arm64/v8, as a named tuple so that it loads without dataclasses."""
 
     __slots__ = ()
 

@@ -583,15 +583,12 @@ def test_cgroup_mounts_match_runc(bundle, runtime_root, tmp_path):
 
 def cgroup2_mount() -> str | None:
     """Where a cgroup2 tree is mounted on this host (/sys/fs/cgroup/unified on a hybrid one), or None."""
-    with open("/proc/self/mountinfo") as file:
-        for line in file:
-            left, _, right = line.partition(" - ")
-            if right.split()[0] == "cgroup2":
-                return left.split()[4]
-    return None
+    from minict.runtime.cgroups import read_cgroup_mounts
+
+    return next((mount_point for mount_point, fstype, _ in read_cgroup_mounts() if fstype == "cgroup2"), None)
 
 
-def test_processes_are_cloned_into_their_v2_cgroup(bundle, runtime_root, tmp_path):
+def test_clone_into_v2_cgroup(bundle, runtime_root, tmp_path):
     """On cgroup v2 the init and exec'd processes start inside the cgroup (clone3 with CLONE_INTO_CGROUP)."""
     unified = cgroup2_mount()
     if unified is None:
@@ -611,9 +608,9 @@ def test_processes_are_cloned_into_their_v2_cgroup(bundle, runtime_root, tmp_pat
 import sys
 from minict.runtime import cgroups
 cgroups.detect = lambda: ("v2", {{"": {unified!r}}})
-def refuse(self, pid=0):
+def fail_join(self, pid=0):
     raise OSError("joined by a write to cgroup.procs")
-cgroups.CgroupV2.join = refuse
+cgroups.CgroupV2.join = fail_join
 from minict.runc.cli import main
 sys.exit(main(["--root", {runtime_root!r}, *{list(args)!r}]))
 """

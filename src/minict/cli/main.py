@@ -32,8 +32,10 @@ def _command_name(argv: list[str]) -> str | None:
     return None
 
 
-# The commands whose parsers build_parser makes itself; the container commands come from minict.cli.containers.
-_BUILT_HERE = ("pull", "list-images", "images", "rmi", "login", "logout", "info", "check", "runtime", "list-containers")
+# The commands minict.cli.images runs. build_parser makes their parsers and those of _BUILT_HERE;
+# the container commands come from minict.cli.containers.
+_IMAGE_COMMANDS = ("pull", "list-images", "images", "rmi", "login", "logout", "info", "check")
+_BUILT_HERE = _IMAGE_COMMANDS + ("runtime", "list-containers")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from minict.errors import MinictError
 
     try:
-        if args.command in ("pull", "list-images", "images", "rmi", "login", "logout", "info", "check"):
+        if args.command in _IMAGE_COMMANDS:
             from minict.cli import images
 
             return images.dispatch(args)

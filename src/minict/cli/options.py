@@ -31,14 +31,14 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 class SkippedParser:
-    """Stands in for the parser of a command that is not being run: every call is ignored."""
+    """A placeholder for the parser of a command that is not being run. Every call on it is ignored."""
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: self
 
 
 class OnlyCommand:
-    """Wraps the subparsers action so only the named command's parser is built.
+    """A wrapper of the subparsers action that builds only the named command's parser.
 
     Building the parsers of all commands costs about 20 ms, a large part of a
     container start, and only the one being run is needed. With `only` None,

@@ -52,7 +52,7 @@ _last_cap: int | None = None
 
 
 def last_cap() -> int:
-    """Return the highest capability number the kernel knows; read once, since each drop asks for it."""
+    """Return the highest capability number of this kernel, read once because every drop needs it."""
     global _last_cap
     if _last_cap is None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from signal import SIGCHLD
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -104,6 +105,9 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option}, {arg2})")
 
 
+for _name in ("PyOS_BeforeFork", "PyOS_AfterFork_Child", "PyOS_AfterFork_Parent"):
+    getattr(ctypes.pythonapi, _name).restype = None  # void functions
+
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}.get(os.uname().machine, 56)
 _libc.personality.argtypes = [ctypes.c_ulong]
 
@@ -117,13 +121,12 @@ def clone_process(flags: int) -> int:
     process has a single thread.
     """
     # x86_64 and arm64 take (flags, stack, parent_tid, child_tid, tls); a NULL stack means "copy ours", as fork does.
-    return _python_fork(lambda: _libc.syscall(_SYS_CLONE, ctypes.c_ulong(flags | _SIGCHLD), None, None, None, None),
+    return _python_fork(lambda: _libc.syscall(_SYS_CLONE, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None),
                         f"clone(flags {flags:#x})")
 
 
 CLONE_INTO_CGROUP = 0x200000000
 _SYS_CLONE3 = 435  # one number on every architecture: clone3 came after the tables were unified
-_SIGCHLD = 17
 
 
 class _CloneArgs(ctypes.Structure):
@@ -135,7 +138,7 @@ class _CloneArgs(ctypes.Structure):
 
 
 def clone_into_cgroup(flags: int, cgroup_fd: int) -> int:
-    """fork() into the cgroup v2 directory `cgroup_fd`, with namespace flags; returns 0 in the child.
+    """Fork into the cgroup v2 directory `cgroup_fd`, with namespace flags, and return the pid (0 in the child).
 
     The child starts in its cgroup, so nothing writes to cgroup.procs. That
     write waits for an RCU grace period the first time (6 to 15 ms measured on
@@ -143,7 +146,7 @@ def clone_into_cgroup(flags: int, cgroup_fd: int) -> int:
     ENOSYS, EINVAL or E2BIG, and no child is made. Safe only while the process
     has a single thread, like fork.
     """
-    args = _CloneArgs(flags=flags | CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    args = _CloneArgs(flags=flags | CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
     return _python_fork(lambda: _libc.syscall(_SYS_CLONE3, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))),
                         f"clone3(flags {flags | CLONE_INTO_CGROUP:#x})")
 
@@ -151,13 +154,11 @@ def clone_into_cgroup(flags: int, cgroup_fd: int) -> int:
 def _python_fork(call, description: str) -> int:
     """Make a clone-like syscall with the bookkeeping os.fork() does around fork().
 
-    Before: CPython takes the import lock and runs os.register_at_fork's
-    before hooks. After: the parent releases them; the child resets the
-    interpreter's thread state and locks and runs the child hooks.
+    Before the call, CPython takes the import lock and runs the before hooks
+    of os.register_at_fork. After it, the parent releases the lock, and the
+    child resets the interpreter's thread state and locks and runs the child hooks.
     """
     api = ctypes.pythonapi
-    for name in ("PyOS_BeforeFork", "PyOS_AfterFork_Child", "PyOS_AfterFork_Parent"):
-        getattr(api, name).restype = None
     api.PyOS_BeforeFork()
     pid = call()
     if pid == 0:

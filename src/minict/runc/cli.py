@@ -24,7 +24,7 @@ _GLOBAL_VALUES = ("--root", "--log", "--log-format", "--rootless", "--criu")
 
 
 def _verb(argv: list[str]) -> str | None:
-    """Return the verb: the first argument that is not a global option or its value. None for --help."""
+    """Return the verb, the first argument that is not a global option or its value, or None for --help."""
     index = 0
     while index < len(argv):
         argument = argv[index]
@@ -40,7 +40,7 @@ def _verb(argv: list[str]) -> str | None:
 
 
 def build_parser(prog: str = "minict-runc", only: str | None = None) -> argparse.ArgumentParser:
-    """Build the parser; with `only`, just that verb's subparser (each container start builds one)."""
+    """Build the parser, with only the subparser of verb `only` when it is given (as each container start does)."""
     from minict.cli.options import HelpFormatter, OnlyCommand
 
     parser = argparse.ArgumentParser(

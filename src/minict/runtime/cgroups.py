@@ -114,6 +114,24 @@ def device_rules(devices: list[dict]) -> list[tuple[bool, str]]:
     return rules + DEFAULT_DEVICE_RULES
 
 
+def cgroup_mounts(text: str) -> list[tuple[str, str, list[str]]]:
+    """Return the cgroup and cgroup2 mounts of mountinfo text as (mount point, fstype, super options)."""
+    found = []
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(fields) < 5 or len(rest) < 3 or rest[0] not in ("cgroup", "cgroup2"):
+            continue
+        found.append((fields[4].replace("\\040", " "), rest[0], rest[2].split(",")))
+    return found
+
+
+def read_cgroup_mounts() -> list[tuple[str, str, list[str]]]:
+    """Return this process's cgroup mounts, from /proc/self/mountinfo (see cgroup_mounts)."""
+    with open("/proc/self/mountinfo") as file:
+        return cgroup_mounts(file.read())
+
+
 def mounts_from_mountinfo(text: str) -> tuple[str, dict[str, str]]:
     """Return ("v2", {"": root}) or ("v1", {controller: mount point}) from mountinfo text.
 
@@ -122,18 +140,11 @@ def mounts_from_mountinfo(text: str) -> tuple[str, dict[str, str]]:
     is treated as v1, because every controller lives in the v1 trees.
     """
     v1: dict[str, str] = {}
-    for line in text.splitlines():
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        rest = right.split()
-        if len(fields) < 5 or len(rest) < 3:
-            continue
-        mount_point = fields[4].replace("\\040", " ")
-        fstype = rest[0]
+    for mount_point, fstype, options in cgroup_mounts(text):
         if fstype == "cgroup2" and mount_point == CGROUP_ROOT:
             return "v2", {"": mount_point}
         if fstype == "cgroup":
-            for option in rest[2].split(","):
+            for option in options:
                 if option in V1_CONTROLLERS:
                     v1.setdefault(option, mount_point)
     if not v1:
@@ -254,11 +265,9 @@ class CgroupV1(Cgroup):
         for an RCU grace period: 8 to 16 ms on the test machine (kernel 6.18),
         against 0.3 ms for `tasks`. runc writes to cgroup.procs and pays it.
         """
-        if pid != 0 or len(os.listdir("/proc/self/task")) != 1:
-            super().join(pid)
-            return
+        name = "tasks" if pid == 0 and len(os.listdir("/proc/self/task")) == 1 else "cgroup.procs"
         for directory in self.directories():
-            _write(os.path.join(directory, "tasks"), "0")
+            _write(os.path.join(directory, name), str(pid))
 
     def _inherit_cpuset(self, directory: str, name: str) -> None:
         """Copy cpuset.cpus or cpuset.mems down from the mount point to `directory`, filling empty levels."""

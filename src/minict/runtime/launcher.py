@@ -224,12 +224,11 @@ def _start(spec: dict, bundle: str, trace: Tracer, terminal: bool, cgroup,
 
 
 def clone_into(cgroup, clone_flags: int, trace: Tracer) -> int | None:
-    """Create the init inside its cgroup v2 directory with clone3; None where that is not possible.
+    """Fork a child inside the cgroup v2 directory of `cgroup` with clone3, and return its pid (0 in the child).
 
-    A process that moves into a cgroup by a write to cgroup.procs waits for an
-    RCU grace period the first time: 6 to 15 ms on this machine, most of a
-    container start. A process cloned into the cgroup does not move. cgroup v1
-    has no such clone, and Linux before 5.7 refuses it; both keep fork and join.
+    Returns None, with no child made, where that is not possible: no cgroup, a
+    v1 cgroup, or Linux before 5.7. The caller then forks and joins, which
+    waits for an RCU grace period (see sc.clone_into_cgroup).
     """
     if cgroup is None or cgroup.version != "v2":
         return None
@@ -245,7 +244,7 @@ def clone_into(cgroup, clone_flags: int, trace: Tracer) -> int | None:
         os.close(fd)
     if pid:
         trace(f"clone3(CLONE_INTO_CGROUP|{namespace_flag_names(clone_flags)}, cgroup={cgroup.directory})",
-              "create the container's first process inside its cgroup, so it never has to move there")
+              "create the process inside the container's cgroup, so it never has to move there")
     return pid
 
 

@@ -12,6 +12,7 @@ import os
 import stat
 
 from minict.linux import syscalls as sc
+from minict.runtime.cgroups import read_cgroup_mounts
 from minict.runtime.paths import secure_join
 
 # Option words and the flags they set (first) or clear (second), as mount(8) names them.
@@ -160,17 +161,11 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, trace) -> None:
 def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
     """List the host's cgroup mounts below /sys/fs/cgroup as (mount point, fstype, controllers)."""
     found = []
-    with open("/proc/self/mountinfo") as file:
-        for line in file:
-            left, _, right = line.partition(" - ")
-            fields, rest = left.split(), right.split()
-            if len(fields) < 5 or len(rest) < 3 or rest[0] not in ("cgroup", "cgroup2"):
-                continue
-            mount_point = fields[4]
-            if mount_point != "/sys/fs/cgroup" and not mount_point.startswith("/sys/fs/cgroup/"):
-                continue
-            kept = [o for o in rest[2].split(",") if o not in ("rw", "ro") and "=" not in o or o.startswith("name=")]
-            found.append((mount_point, rest[0], ",".join(kept)))
+    for mount_point, fstype, options in read_cgroup_mounts():
+        if mount_point != "/sys/fs/cgroup" and not mount_point.startswith("/sys/fs/cgroup/"):
+            continue
+        kept = [o for o in options if o not in ("rw", "ro") and "=" not in o or o.startswith("name=")]
+        found.append((mount_point, fstype, ",".join(kept)))
     return found
 
 
