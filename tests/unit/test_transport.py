@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from minict.registry.transport import Transport, TransportError, TooManyRedirects, UnsupportedURL, _proxy_for
+from minict.registry.transport import (InvalidProxy, Transport, TransportError, TooManyRedirects, UnsupportedURL,
+                                       _proxy_for)
 
 
 class Server:
@@ -73,7 +74,7 @@ def test_connection_is_kept_alive(no_proxy_env):
     assert len(server.ports) == 1
 
 
-def test_idle_connection_closed_by_server_is_opened_again(no_proxy_env):
+def test_idle_connection_reopened(no_proxy_env):
     def respond(handler):
         send(handler, 200, b"x")
         handler.close_connection = True  # closes after the response without a Connection: close header
@@ -91,7 +92,7 @@ def test_idle_connection_closed_by_server_is_opened_again(no_proxy_env):
     assert len(server.ports) == 2
 
 
-def test_short_body_returns_what_arrived_then_raises(no_proxy_env):
+def test_short_body_partial_then_error(no_proxy_env):
     def respond(handler):
         send(handler, 200, b"abc", length=10)
         handler.close_connection = True
@@ -107,7 +108,7 @@ def test_short_body_returns_what_arrived_then_raises(no_proxy_env):
         server.close()
 
 
-def test_redirect_to_another_host_drops_authorization(no_proxy_env):
+def test_redirect_drops_authorization(no_proxy_env):
     storage = Server(lambda h: send(h, 200, b"blob"), host="127.0.0.2")
     registry = Server(lambda h: send(h, 307, headers={"Location": f"http://{storage.address}/data?sig=1"})
                       if h.path.startswith("/v2/") else send(h, 200, b"same host"))
@@ -136,7 +137,7 @@ def test_redirect_loop_stops(no_proxy_env):
     assert len(server.requests) == 11
 
 
-def test_refused_connection_is_a_transport_error(no_proxy_env):
+def test_refused_connection_error(no_proxy_env):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connections are refused
@@ -144,7 +145,7 @@ def test_refused_connection_is_a_transport_error(no_proxy_env):
             transport().request("GET", f"http://127.0.0.1:{port}/", {})
 
 
-def test_plain_http_goes_through_the_proxy_with_its_credentials(monkeypatch, no_proxy_env):
+def test_plain_http_proxy_credentials(monkeypatch, no_proxy_env):
     proxy = Server(lambda h: send(h, 200, b"via proxy"))
     try:
         monkeypatch.setenv("http_proxy", f"http://user:p%40ss@{proxy.address}")
@@ -227,7 +228,7 @@ class ConnectProxy:
             target.close()
 
 
-def test_https_goes_through_a_connect_tunnel(monkeypatch, no_proxy_env, tls_server):
+def test_https_connect_tunnel(monkeypatch, no_proxy_env, tls_server):
     import ssl
 
     server, cert = tls_server
@@ -247,7 +248,7 @@ def test_https_goes_through_a_connect_tunnel(monkeypatch, no_proxy_env, tls_serv
     assert server.requests[0]["headers"]["Host"] == f"registry.example:{port}"
 
 
-def test_system_cas_load_lazily_from_a_hashed_directory(monkeypatch, no_proxy_env, tls_server, tmp_path):
+def test_system_cas_lazy_directory(monkeypatch, no_proxy_env, tls_server, tmp_path):
     import shutil
     import ssl
     import subprocess
@@ -277,7 +278,7 @@ def test_system_cas_load_lazily_from_a_hashed_directory(monkeypatch, no_proxy_en
     assert context.cert_store_stats()["x509_ca"] == 1  # the named bundle, parsed now
 
 
-def test_redirect_to_another_scheme_stops(no_proxy_env):
+def test_redirect_other_scheme_stops(no_proxy_env):
     server = Server(lambda h: send(h, 302, headers={"Location": "file:///etc/passwd"}))
     try:
         with pytest.raises(UnsupportedURL, match="only http and https URLs are supported"):
@@ -285,3 +286,20 @@ def test_redirect_to_another_scheme_stops(no_proxy_env):
     finally:
         server.close()
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("proxy", ["http://127.0.0.1:notaport", "https://proxy.example:3128", "http://"])
+def test_invalid_proxy_rejected(monkeypatch, no_proxy_env, proxy):
+    monkeypatch.setenv("http_proxy", proxy)
+    with pytest.raises(InvalidProxy, match="in http_proxy: use http://"):
+        transport().request("GET", "http://registry.example/v2/", {})
+
+
+def test_unreachable_proxy_named(monkeypatch, no_proxy_env):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")
+        with pytest.raises(TransportError, match=f"proxy http://127.0.0.1:{port} \\(from http_proxy\\): "
+                                                 "ConnectionRefusedError"):
+            transport().request("GET", "http://registry.example/v2/", {})

@@ -9,7 +9,6 @@ it reads them (see minict.content).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import ssl
@@ -23,8 +22,8 @@ from minict.errors import AuthError, ContentError, NotFound, RegistryError
 from minict.log import get_logger
 from minict.registry import credentials
 from minict.registry.challenge import parse_challenges
-from minict.registry.transport import (Response, TLSError, TooManyRedirects, Transport, TransportError,
-                                       UnsupportedURL)
+from minict.registry.transport import (InvalidProxy, Response, TLSError, TooManyRedirects, Transport,
+                                       TransportError, UnsupportedURL, is_loopback)
 
 log = get_logger(__name__)
 
@@ -71,17 +70,6 @@ class ClientOptions:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_retry_after = max_retry_after
-
-
-def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def load_insecure_registries(path: str = "/etc/containers/registries.conf") -> frozenset[str]:
@@ -160,7 +148,7 @@ def trust_system_cas(context: ssl.SSLContext) -> None:
     SSL_CERT_FILE names a bundle, which is then loaded as well.
     """
     paths = ssl.get_default_verify_paths()
-    directory = _lazy_ca_directory()
+    directory = paths.capath if paths.capath and _has_hashed_names(paths.capath) else None
     if directory:
         context.load_verify_locations(capath=directory)
         if not os.environ.get(paths.openssl_cafile_env):
@@ -173,14 +161,8 @@ def trust_system_cas(context: ssl.SSLContext) -> None:
         context.load_default_certs()
 
 
-def _lazy_ca_directory() -> str | None:
-    """The system CA directory when OpenSSL can read it lazily, else None."""
-    capath = ssl.get_default_verify_paths().capath
-    return capath if capath and _has_hashed_names(capath) else None
-
-
 def _has_hashed_names(directory: str) -> bool:
-    """True when the directory has a name such as 5ad8a5d6.0: a subject hash and a counter."""
+    """Return True when the directory has a name such as 5ad8a5d6.0: a subject hash and a counter."""
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
@@ -210,8 +192,8 @@ class RegistryClient:
         self._challenge: tuple[str, dict[str, str]] | None = None
         self._credentials_loaded = False
         self._credentials: tuple[str, str] | None = None
-        # The CAs are loaded on the first HTTPS request to the registry, not here: a plain-HTTP
-        # registry then never pays for them (see trust_system_cas).
+        # The CAs are loaded on the first HTTPS request to the registry, not here, so a
+        # plain-HTTP registry never pays for them (see trust_system_cas).
         self._ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and host name
         if options.tls_verify is False:
             self._ssl_context.check_hostname = False
@@ -251,22 +233,24 @@ class RegistryClient:
             self._trust_loaded = True
 
     def _answers_tls(self) -> bool:
-        """Whether the registry's port completes a TLS handshake; checked without any CA loaded.
+        """Return whether the registry's port completes a TLS handshake, checked without any CA loaded.
 
-        Only used where plain HTTP is allowed, to skip loading the CAs for a
-        registry that speaks plain HTTP. Nothing is sent over this connection.
+        It is used only where plain HTTP is allowed, so that a registry that
+        speaks plain HTTP costs no CA loading. Nothing is sent over this connection.
         """
         import socket
 
-        host, _, port = self.host.rpartition(":") if not self.host.endswith("]") else (self.host, "", "")
-        if not host or not port.isdigit():
-            host, port = self.host, "443"
+        parts = urlparse(f"https://{self.host}")
+        try:
+            address = (parts.hostname, parts.port or 443)
+        except ValueError:
+            return True  # an invalid port: the HTTPS request reports it
         probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         probe.check_hostname = False
         probe.verify_mode = ssl.CERT_NONE
         try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=self.options.connect_timeout) as sock:
-                with probe.wrap_socket(sock, server_hostname=host.strip("[]")):
+            with socket.create_connection(address, timeout=self.options.connect_timeout) as sock:
+                with probe.wrap_socket(sock, server_hostname=parts.hostname):
                     return True
         except (ssl.SSLError, ConnectionRefusedError, ConnectionResetError):
             return False
@@ -337,6 +321,8 @@ class RegistryClient:
                 raise
             except TooManyRedirects as error:
                 raise RegistryError(f"too many redirects for {url}: {error}") from error
+            except InvalidProxy as error:
+                raise RegistryError(str(error)) from error
             except UnsupportedURL as error:
                 raise RegistryError(f"registry {self.domain} sent {method} {url} to an unusable URL: {error}") from error
             except TransportError as error:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import ipaddress
 import os
 import ssl
 from urllib.parse import unquote, urljoin, urlsplit
@@ -31,7 +32,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class TransportError(Exception):
-    """A request or a body read failed below HTTP: connection, TLS, timeout or a broken response."""
+    """A failure below HTTP in a request or a body read: connection, TLS, timeout or a broken response."""
 
 
 class TLSError(TransportError):
@@ -50,12 +51,15 @@ class UnsupportedURL(TransportError):
     """A URL (or a redirect's Location) that is not http or https, or has an invalid port. The client does not retry it."""
 
 
+class InvalidProxy(TransportError):
+    """A proxy setting of the environment that is not an http:// URL with a host and a valid port. The client does not retry it."""
+
+
 class Response:
     """A response whose body is read in pieces with read(). close() gives its connection back for reuse."""
 
-    def __init__(self, raw: http.client.HTTPResponse, url: str, release):
+    def __init__(self, raw: http.client.HTTPResponse, release):
         self.raw = raw
-        self.url = url
         self.status_code = raw.status
         self.headers = raw.headers  # case-insensitive get()
         self._release = release
@@ -72,22 +76,20 @@ class Response:
             if size < 0:
                 return self.raw.read()
             while len(data) < size:
-                expected = self.raw.length
+                unread = self.raw.length
                 piece = self.raw.read(size - len(data))
                 if not piece:
-                    if expected:
-                        # http.client ends such a body quietly; urllib3 called it IncompleteRead.
-                        raise TransportError(f"IncompleteRead: the connection closed with {expected} bytes "
+                    if unread and not data:
+                        # http.client ends a body shorter than its Content-Length quietly.
+                        raise TransportError(f"IncompleteRead: the connection closed with {unread} bytes "
                                              "of the body unread")
                     break
-                data = piece if not data else data + piece
-            return data
-        except (OSError, http.client.HTTPException, TransportError) as error:
+                data += piece
+        except (OSError, http.client.HTTPException) as error:
             if data:
                 return data
-            if isinstance(error, TransportError):
-                raise
             raise TransportError(_describe(error)) from error
+        return data
 
     def close(self) -> None:
         """Give the connection back for reuse when the body is read or short enough to finish, else close it."""
@@ -109,9 +111,21 @@ def _describe(error: BaseException) -> str:
     return f"{error.__class__.__name__}: {text}" if text else error.__class__.__name__
 
 
+def is_loopback(host: str) -> bool:
+    """Return True for localhost and loopback addresses, given as host or host:port."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _proxy_for(scheme: str, host: str) -> str | None:
     """Return the proxy URL the environment sets for this scheme and host, or None."""
-    if host in ("localhost",) or host.startswith("127.") or host in ("::1", "[::1]"):
+    if is_loopback(host):
         return None
     proxy = os.environ.get(f"{scheme}_proxy") or os.environ.get(f"{scheme.upper()}_PROXY")
     if not proxy:
@@ -159,11 +173,6 @@ class Transport:
                 method = "GET"
         raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects, the last to {url}")
 
-    def close(self) -> None:
-        for connection in self._idle.values():
-            connection.close()
-        self._idle.clear()
-
     def _send(self, method: str, url: str, headers: dict) -> Response:
         parts = urlsplit(url)
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
@@ -206,11 +215,11 @@ class Transport:
             else:
                 connection.close()
 
-        return Response(raw, url, release)
+        return Response(raw, release)
 
     @staticmethod
     def _exchange(connection, method: str, url: str, target: str, headers: dict) -> http.client.HTTPResponse:
-        if connection.minict_via_proxy:
+        if connection.minict_proxy_headers is not None:
             # A plain-HTTP request goes to the proxy whole, with the absolute URL as its target.
             connection.request(method, url, headers={**headers, **connection.minict_proxy_headers})
         else:
@@ -221,12 +230,17 @@ class Transport:
         """Open a connection to the host, through a proxy when the environment names one."""
         proxy = _proxy_for(scheme, host)
         context = self.tls_context() if scheme == "https" else None
-        via_proxy = False
         proxy_headers = {}
+        plain_proxy_headers = None  # set for a plain-HTTP request through a proxy
         if proxy:
             proxy_parts = urlsplit(proxy)
-            proxy_host = proxy_parts.hostname or ""
-            proxy_port = proxy_parts.port or 80
+            try:
+                proxy_port = proxy_parts.port or 80
+            except ValueError:
+                proxy_port = None
+            if proxy_parts.scheme != "http" or not proxy_parts.hostname or proxy_port is None:
+                raise InvalidProxy(f"invalid proxy {proxy!r} in {scheme}_proxy: use http://[USER:PASSWORD@]HOST:PORT")
+            proxy_host = proxy_parts.hostname
             if proxy_parts.username:
                 credentials = f"{unquote(proxy_parts.username)}:{unquote(proxy_parts.password or '')}"
                 proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
@@ -236,13 +250,18 @@ class Transport:
                 connection.set_tunnel(host, port, headers=proxy_headers)
             else:
                 connection = http.client.HTTPConnection(proxy_host, proxy_port, timeout=self.connect_timeout)
-                via_proxy = True
+                plain_proxy_headers = proxy_headers
         elif scheme == "https":
             connection = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, context=context)
         else:
             connection = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
-        connection.connect()
+        try:
+            connection.connect()
+        except OSError as error:
+            connection.close()
+            if not proxy or isinstance(error, ssl.SSLError):
+                raise
+            raise TransportError(f"proxy {proxy} (from {scheme}_proxy): {_describe(error)}") from error
         connection.sock.settimeout(self.read_timeout)
-        connection.minict_via_proxy = via_proxy
-        connection.minict_proxy_headers = proxy_headers if via_proxy else {}
+        connection.minict_proxy_headers = plain_proxy_headers
         return connection
